@@ -1,0 +1,14 @@
+# The C core is declared here because pyproject.toml cannot describe extension modules.
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "blockcodec._cext",
+            sources=["cext/blockcodec_cext.c"],
+            # -ffp-contract=off: the C core has no floats in the decoding path, and we
+            # keep it that way; no -ffast-math anywhere.
+            extra_compile_args=["-O2", "-std=c99", "-Wall", "-Wextra", "-ffp-contract=off"],
+        )
+    ]
+)
