@@ -1,0 +1,37 @@
+"""blockcodec: a block-predictive image codec.
+
+    >>> import blockcodec
+    >>> data = blockcodec.encode(rgb_array, quality=75)      # bytes
+    >>> rgb = blockcodec.decode(data)                        # numpy uint8 HxWx3
+
+Every bad input raises ``blockcodec.BlockcodecError`` (a ValueError).
+``blockcodec.Codec`` exposes predictions, residuals, coefficients and bit
+counts per stage for experiments.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .codec import Codec, CodecConfig, Result, decode_result
+from .errors import BlockcodecError
+from .images import ConversionWarning
+from .quantization import Rounding
+
+__version__ = "0.1.0"
+
+
+def encode(image, quality: int = 75, *, subsampling: str = "420", predictor: str = "planar",
+           dc_prediction: bool | None = None) -> bytes:
+    """Compress a uint8 image (numpy H x W or H x W x 3, or a PIL image) to bytes."""
+    cfg = CodecConfig(quality=quality, subsampling=subsampling, predictor=predictor,
+                      dc_prediction=dc_prediction)
+    return Codec(cfg).encode(image, keep_trace=False).data
+
+
+def decode(data) -> np.ndarray:
+    """Decompress bytes to a uint8 numpy array (H x W for gray, H x W x 3 for colour)."""
+    return decode_result(data).image
+
+
+__all__ = ["encode", "decode", "Codec", "CodecConfig", "Result", "Rounding", "BlockcodecError",
+           "ConversionWarning", "__version__"]

@@ -1,0 +1,99 @@
+"""The container: a fixed header, the range-coded payload and a CRC32.
+
+See docs/FORMAT.md for the normative description.  Everything the header
+claims is checked before anything is allocated from it.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from .errors import BlockcodecError
+
+MAGIC = b"BKCD"
+VERSION = 1
+
+# Colour modes.
+GRAY, YCBCR420, YCBCR444 = 0, 1, 2
+MODE_NAMES = {GRAY: "gray", YCBCR420: "ycbcr420", YCBCR444: "ycbcr444"}
+
+FLAG_DC_PREDICTION = 0x01
+
+# Guard against decompression bombs: like Pillow's limit, checked before allocation.
+MAX_DIMENSION = 1 << 16
+MAX_PIXELS = 1 << 28
+
+# magic, version, mode, flags, width, height, quality, predictor id, predictor
+# hash, postfilter id, postfilter hash, entropy tables hash, payload length
+_HEADER = struct.Struct("<4sBBBIIBB4sB4s4sI")
+HEADER_SIZE = _HEADER.size
+CRC_SIZE = 4
+
+
+@dataclass(frozen=True)
+class Header:
+    width: int
+    height: int
+    mode: int
+    quality: int
+    predictor_id: int
+    predictor_hash: bytes
+    postfilter_id: int = 0
+    postfilter_hash: bytes = bytes(4)
+    tables_hash: bytes = bytes(4)
+    flags: int = 0
+
+    @property
+    def dc_prediction(self) -> bool:
+        return bool(self.flags & FLAG_DC_PREDICTION)
+
+
+def check_dimensions(width: int, height: int) -> None:
+    if not (1 <= width <= MAX_DIMENSION and 1 <= height <= MAX_DIMENSION):
+        raise BlockcodecError(f"image size {width}x{height} outside 1..{MAX_DIMENSION} per side")
+    if width * height > MAX_PIXELS:
+        raise BlockcodecError(f"image of {width * height} pixels exceeds the limit of {MAX_PIXELS}")
+
+
+def pack(header: Header, payload: bytes) -> bytes:
+    check_dimensions(header.width, header.height)
+    head = _HEADER.pack(
+        MAGIC, VERSION, header.mode, header.flags, header.width, header.height, header.quality,
+        header.predictor_id, header.predictor_hash, header.postfilter_id, header.postfilter_hash,
+        header.tables_hash, len(payload),
+    )
+    body = head + payload
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def unpack(data: bytes) -> tuple[Header, bytes]:
+    """Parse and validate a stream; returns the header and the payload."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise BlockcodecError(f"expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) < 4 or data[:4] != MAGIC:
+        raise BlockcodecError("not a blockcodec stream (bad magic number)")
+    if len(data) < HEADER_SIZE + CRC_SIZE:
+        raise BlockcodecError("truncated stream: incomplete header")
+    (_, version, mode, flags, width, height, quality, pid, phash, fid, fhash, thash,
+     length) = _HEADER.unpack_from(data)
+    if version != VERSION:
+        raise BlockcodecError(f"unsupported stream version {version} (this decoder reads version {VERSION})")
+    if mode not in MODE_NAMES:
+        raise BlockcodecError(f"corrupt stream: unknown colour mode {mode}")
+    if flags & ~FLAG_DC_PREDICTION:
+        raise BlockcodecError(f"corrupt stream: unknown flags 0x{flags:02x}")
+    if not 1 <= quality <= 100:
+        raise BlockcodecError(f"corrupt stream: quality {quality} outside 1..100")
+    check_dimensions(width, height)
+    expected = HEADER_SIZE + length + CRC_SIZE
+    if len(data) < expected:
+        raise BlockcodecError(f"truncated stream: {len(data)} bytes, header announces {expected}")
+    if len(data) > expected:
+        raise BlockcodecError(f"corrupt stream: {len(data) - expected} unexpected bytes after the end")
+    (crc,) = struct.unpack_from("<I", data, HEADER_SIZE + length)
+    if zlib.crc32(data[: HEADER_SIZE + length]) != crc:
+        raise BlockcodecError("corrupt stream: CRC32 mismatch")
+    header = Header(width, height, mode, quality, pid, phash, fid, fhash, thash, flags)
+    return header, data[HEADER_SIZE: HEADER_SIZE + length]

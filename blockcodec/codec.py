@@ -1,0 +1,213 @@
+"""The codec: images in, bytes out, and back, with every intermediate exposed.
+
+``Codec.encode`` / ``Codec.decode`` return result objects carrying the
+per-block predictions, residuals and quantized coefficients of every plane,
+bits per entropy-coding stage and time per stage, for experiments.  The
+module-level ``blockcodec.encode`` / ``blockcodec.decode`` are thin wrappers.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import bitstream, color, entropy, predictors, quantization
+from .bitstream import GRAY, YCBCR420, YCBCR444, Header
+from .engine import PlaneTrace, Timings, code_plane
+from .errors import BlockcodecError
+from .images import as_image_array
+from .predictors import PlaneInfo
+
+SUBSAMPLINGS = {"420": YCBCR420, "444": YCBCR444}
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """Encoder settings.  Only ``quality``, the colour mode, the predictor and
+    the DC-prediction flag reach the bitstream; ``rounding`` is an encoder-only
+    rate-distortion choice."""
+
+    quality: int = 75
+    subsampling: str = "420"          # "420" or "444"; gray images are always one plane
+    predictor: str = predictors.DEFAULT
+    dc_prediction: bool | None = None  # None: on exactly when the predictor ignores context
+    rounding: quantization.Rounding = quantization.Rounding()
+
+    def __post_init__(self):
+        if isinstance(self.quality, bool) or not isinstance(self.quality, (int, np.integer)):
+            raise BlockcodecError(f"quality must be an integer 1..100, got {self.quality!r}")
+        if not 1 <= self.quality <= 100:
+            raise BlockcodecError(f"quality must be in 1..100, got {self.quality}")
+        if self.subsampling not in SUBSAMPLINGS:
+            raise BlockcodecError(f"subsampling must be one of {', '.join(SUBSAMPLINGS)}, got {self.subsampling!r}")
+        predictors.get(self.predictor)  # raises for unknown names
+
+
+@dataclass
+class Geometry:
+    """Padded plane shapes for an image; decoders derive it from the header."""
+
+    width: int
+    height: int
+    mode: int
+
+    @property
+    def plane_shapes(self) -> list[tuple[int, int]]:
+        if self.mode == YCBCR420:
+            h, w = -(-self.height // 16) * 16, -(-self.width // 16) * 16
+            return [(h, w), (h // 2, w // 2), (h // 2, w // 2)]
+        h, w = -(-self.height // 8) * 8, -(-self.width // 8) * 8
+        return [(h, w)] * (1 if self.mode == GRAY else 3)
+
+
+@dataclass
+class Result:
+    """What an encode or decode produced."""
+
+    image: np.ndarray                    # the decoded image (uint8 HxW or HxWx3)
+    header: Header
+    planes: list[PlaneTrace]
+    data: bytes = b""
+    bits: dict[str, int] = field(default_factory=dict)     # per entropy stage (encode only)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def bpp(self) -> float:
+        return len(self.data) * 8 / (self.header.width * self.header.height)
+
+
+def _plane_infos(geom: Geometry, quality: int) -> list[PlaneInfo]:
+    n = len(geom.plane_shapes)
+    return [PlaneInfo(i, i > 0, quality, quantization.qtable(quality, i > 0)) for i in range(n)]
+
+
+def _assemble(planes: list[np.ndarray], geom: Geometry) -> np.ndarray:
+    if geom.mode == GRAY:
+        return np.ascontiguousarray(planes[0][: geom.height, : geom.width])
+    y, cb, cr = planes
+    if geom.mode == YCBCR420:
+        cb, cr = color.upsample_420(cb), color.upsample_420(cr)
+    rgb = color.ycbcr_to_rgb(y, cb, cr)
+    return np.ascontiguousarray(rgb[: geom.height, : geom.width])
+
+
+class Codec:
+    """An encoder/decoder pair with fixed settings."""
+
+    def __init__(self, config: CodecConfig | None = None, **kwargs):
+        self.config = config if config is not None else CodecConfig(**kwargs)
+        self.tables = entropy.default_tables()
+
+    # -------------------------------------------------------------- encode
+    def analyse(self, image, keep_trace: bool = True):
+        """Everything before entropy coding: returns (geometry, plane traces,
+        dc_prediction flag, timings).  Used by encode() and by table fitting."""
+        cfg = self.config
+        t0 = time.perf_counter()
+        img = as_image_array(image)
+        height, width = img.shape[:2]
+        bitstream.check_dimensions(width, height)
+        mode = GRAY if img.ndim == 2 else SUBSAMPLINGS[cfg.subsampling]
+        geom = Geometry(width, height, mode)
+        sources = self._split(img, geom)
+        t1 = time.perf_counter()
+        predictor = predictors.get(cfg.predictor)
+        dc_pred = (not predictor.causal) if cfg.dc_prediction is None else cfg.dc_prediction
+        traces = []
+        loop = Timings()
+        rounding = cfg.rounding.table()
+        for src, info in zip(sources, _plane_infos(geom, cfg.quality)):
+            tr = code_plane(src, None, src.shape, predictor, info, rounding, keep_trace)
+            loop.add(tr.timings)
+            traces.append(tr)
+        t2 = time.perf_counter()
+        timings = {"color": t1 - t0, "prediction": loop.prediction, "transform": loop.transform,
+                   "glue": loop.glue, "loop": t2 - t1}
+        return geom, traces, dc_pred, timings
+
+    def encode(self, image, keep_trace: bool = True) -> Result:
+        cfg = self.config
+        t0 = time.perf_counter()
+        geom, traces, dc_pred, timings = self.analyse(image, keep_trace)
+        predictor = predictors.get(cfg.predictor)
+        t2 = time.perf_counter()
+        sink = entropy.Encoder(self.tables)
+        for (h, w), tr, info in zip(geom.plane_shapes, traces, _plane_infos(geom, cfg.quality)):
+            entropy.code_plane(sink, tr.coefs, h // 8, w // 8, info.chroma, dc_pred)
+        payload = sink.finish()
+        t3 = time.perf_counter()
+
+        header = Header(
+            width=geom.width, height=geom.height, mode=geom.mode, quality=cfg.quality,
+            predictor_id=predictors.id_of(cfg.predictor), predictor_hash=predictor.weights_hash(),
+            tables_hash=self.tables.hash, flags=bitstream.FLAG_DC_PREDICTION if dc_pred else 0,
+        )
+        data = bitstream.pack(header, payload)
+        out = _assemble([tr.recon for tr in traces], geom)
+        t4 = time.perf_counter()
+        bits = dict(sink.stage_bits)
+        bits["container"] = 8 * (len(data) - len(payload))
+        del timings["loop"]
+        timings.update(entropy=t3 - t2, container=t4 - t3, total=t4 - t0)
+        return Result(out, header, traces, data, bits, timings)
+
+    @staticmethod
+    def _split(img: np.ndarray, geom: Geometry) -> list[np.ndarray]:
+        """Colour-convert, pad (edge replication) and subsample into planes."""
+        shapes = geom.plane_shapes
+        h, w = shapes[0]
+        pad = ((0, h - geom.height), (0, w - geom.width))
+        if geom.mode == GRAY:
+            return [np.ascontiguousarray(np.pad(img, pad, mode="edge"))]
+        ycc = color.rgb_to_ycbcr(np.pad(img, pad + ((0, 0),), mode="edge"))
+        planes = [ycc[0], ycc[1], ycc[2]]
+        if geom.mode == YCBCR420:
+            planes[1:] = [color.downsample_420(p) for p in planes[1:]]
+        return [np.ascontiguousarray(p) for p in planes]
+
+    # -------------------------------------------------------------- decode
+    def decode(self, data, keep_trace: bool = False) -> Result:
+        return decode_result(data, self.tables, keep_trace)
+
+
+def decode_result(data, tables: entropy.Tables | None = None, keep_trace: bool = False) -> Result:
+    t0 = time.perf_counter()
+    header, payload = bitstream.unpack(data)
+    tables = tables or entropy.default_tables()
+    name = predictors.name_of(header.predictor_id)
+    predictor = predictors.get(name)
+    if header.predictor_hash != predictor.weights_hash():
+        raise BlockcodecError(
+            f"stream was coded with predictor {name!r} weights {header.predictor_hash.hex()}, "
+            f"but this blockcodec has {predictor.weights_hash().hex()}")
+    if header.postfilter_id != 0:
+        raise BlockcodecError(f"stream asks for post-filter id {header.postfilter_id}, unknown to this version")
+    if header.tables_hash != tables.hash:
+        raise BlockcodecError(
+            f"stream was coded with entropy tables {header.tables_hash.hex()}, "
+            f"but this blockcodec has {tables.hash.hex()}")
+    geom = Geometry(header.width, header.height, header.mode)
+    infos = _plane_infos(geom, header.quality)
+    t1 = time.perf_counter()
+    sink = entropy.Decoder(tables, payload)
+    coefs = []
+    try:
+        for (h, w), info in zip(geom.plane_shapes, infos):
+            coefs.append(entropy.code_plane(sink, None, h // 8, w // 8, info.chroma, header.dc_prediction))
+    except BlockcodecError:
+        raise
+    except Exception as exc:  # constriction reports a malformed payload as a plain error
+        raise BlockcodecError(f"corrupt stream: entropy decoding failed ({exc})") from None
+    t2 = time.perf_counter()
+    traces, loop = [], Timings()
+    for (h, w), info, q in zip(geom.plane_shapes, infos, coefs):
+        tr = code_plane(None, q, (h, w), predictor, info, None, keep_trace)
+        loop.add(tr.timings)
+        traces.append(tr)
+    t3 = time.perf_counter()
+    image = _assemble([tr.recon for tr in traces], geom)
+    t4 = time.perf_counter()
+    timings = {"container": t1 - t0, "entropy": t2 - t1, "prediction": loop.prediction,
+               "transform": loop.transform, "glue": loop.glue, "color": t4 - t3, "total": t4 - t0}
+    return Result(image, header, traces, bytes(data), {}, timings)

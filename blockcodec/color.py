@@ -1,0 +1,91 @@
+"""Colour conversion and chroma resampling.
+
+RGB <-> YCbCr is JPEG's full-range transform (ITU-T T.871).  The inverse
+transform and the chroma upsampler run in the decoder, so they are integer
+fixed-point: the decoded pixels are a function of the bitstream alone, with no
+float rounding that could differ between machines.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_FRAC = 16
+_HALF = 1 << (_FRAC - 1)
+
+# Forward coefficients (x 2^16, rounded).  Encoder-only, but integer anyway so
+# that encoding is reproducible everywhere too.
+_FWD = np.array(
+    [
+        [19595, 38470, 7471],     # Y  =  0.299    R + 0.587    G + 0.114    B
+        [-11059, -21709, 32768],  # Cb = -0.168736 R - 0.331264 G + 0.5      B + 128
+        [32768, -27439, -5329],   # Cr =  0.5      R - 0.418688 G - 0.081312 B + 128
+    ],
+    dtype=np.int64,
+)
+# Inverse coefficients (x 2^16, rounded): normative, see docs/FORMAT.md.
+_CR_R = 91881    # 1.402
+_CB_G = -22554   # -0.344136
+_CR_G = -46802   # -0.714136
+_CB_B = 116130   # 1.772
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 RGB -> uint8 3xHxW planes (Y, Cb, Cr)."""
+    x = rgb.astype(np.int64).transpose(2, 0, 1).reshape(3, -1)
+    y = _FWD @ x
+    y[1:] += 128 << _FRAC
+    y = (y + _HALF) >> _FRAC
+    return np.clip(y, 0, 255).astype(np.uint8).reshape(3, *rgb.shape[:2])
+
+
+def ycbcr_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
+    """uint8 planes of equal shape -> uint8 HxWx3 RGB (normative)."""
+    y = y.astype(np.int32)
+    cb = cb.astype(np.int32) - 128
+    cr = cr.astype(np.int32) - 128
+    r = y + ((_CR_R * cr + _HALF) >> _FRAC)
+    g = y + ((_CB_G * cb + _CR_G * cr + _HALF) >> _FRAC)
+    b = y + ((_CB_B * cb + _HALF) >> _FRAC)
+    out = np.empty(y.shape + (3,), np.uint8)
+    for i, c in enumerate((r, g, b)):
+        np.clip(c, 0, 255, out=c)
+        out[..., i] = c
+    return out
+
+
+def downsample_420(plane: np.ndarray) -> np.ndarray:
+    """Average 2x2 neighbourhoods (the plane has even dimensions)."""
+    p = plane.astype(np.uint16)
+    s = p[0::2, 0::2] + p[0::2, 1::2] + p[1::2, 0::2] + p[1::2, 1::2]
+    return ((s + 2) >> 2).astype(np.uint8)
+
+
+def _upsample_axis(p: np.ndarray, axis: int) -> np.ndarray:
+    """Double one axis with the 3/4, 1/4 triangle filter, values scaled by 4.
+
+    A 2x2-averaged chroma sample sits between two luma samples, so each output
+    sample is 3/4 its nearest chroma sample plus 1/4 the next one over
+    (edges replicate)."""
+    n = p.shape[axis]
+    prev = np.take(p, np.r_[0, np.arange(n - 1)], axis=axis)
+    nxt = np.take(p, np.r_[np.arange(1, n), n - 1], axis=axis)
+    even = 3 * p + prev
+    odd = 3 * p + nxt
+    out_shape = list(p.shape)
+    out_shape[axis] = 2 * n
+    out = np.empty(out_shape, np.int32)
+    sl_even = [slice(None)] * p.ndim
+    sl_odd = [slice(None)] * p.ndim
+    sl_even[axis] = slice(0, None, 2)
+    sl_odd[axis] = slice(1, None, 2)
+    out[tuple(sl_even)] = even
+    out[tuple(sl_odd)] = odd
+    return out
+
+
+def upsample_420(plane: np.ndarray) -> np.ndarray:
+    """Double both dimensions of a chroma plane (normative integer filter):
+    out = (9 a + 3 b + 3 c + d + 8) >> 4 over the four nearest chroma samples."""
+    p = plane.astype(np.int32)
+    t = _upsample_axis(_upsample_axis(p, 0), 1)
+    return ((t + 8) >> 4).astype(np.uint8)

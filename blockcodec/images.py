@@ -1,0 +1,77 @@
+"""Turning what users hand us (numpy arrays, PIL images, files) into the 8-bit
+gray or RGB arrays the codec codes.
+
+Policy (documented in the README): 8-bit gray and RGB are coded as they are;
+alpha is dropped, 16-bit samples are reduced to 8 bits, palette and other modes
+are converted to RGB (or gray), each with a warning naming what was lost.
+Floating-point arrays, empty images and other shapes are refused.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .errors import BlockcodecError
+
+
+class ConversionWarning(UserWarning):
+    """An input was converted to 8-bit gray or RGB with loss."""
+
+
+def _from_pil(img) -> np.ndarray:
+    mode = img.mode
+    if mode in ("L", "RGB"):
+        return np.asarray(img)
+    if mode == "1":
+        return np.asarray(img.convert("L"))
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
+        warnings.warn(f"{mode} image: the alpha channel is dropped", ConversionWarning, stacklevel=3)
+        return np.asarray(img.convert("L" if mode in ("LA", "La") else "RGB"))
+    if mode == "P":
+        return np.asarray(img.convert("RGB"))
+    if mode.startswith("I;16") or mode == "I":
+        a = np.asarray(img)
+        return _reduce_depth(a.astype(np.uint32), int(a.max(initial=0)) > 255 or mode.startswith("I;16"))
+    if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        warnings.warn(f"{mode} image converted to RGB", ConversionWarning, stacklevel=3)
+        return np.asarray(img.convert("RGB"))
+    raise BlockcodecError(f"unsupported image mode {mode!r}")
+
+
+def _reduce_depth(a: np.ndarray, sixteen_bit: bool) -> np.ndarray:
+    if sixteen_bit:
+        warnings.warn("16-bit image reduced to 8 bits per sample", ConversionWarning, stacklevel=4)
+        return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    return a.astype(np.uint8)
+
+
+def as_image_array(image) -> np.ndarray:
+    """Return a uint8 array H x W (gray) or H x W x 3 (RGB), C-contiguous."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        Image = None
+    if Image is not None and isinstance(image, Image.Image):
+        a = _from_pil(image)
+    elif isinstance(image, np.ndarray):
+        a = image
+    else:
+        raise BlockcodecError(f"expected a numpy array or PIL image, got {type(image).__name__}")
+
+    if a.dtype == np.uint16:
+        a = _reduce_depth(a, True)
+    elif a.dtype == bool:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype != np.uint8:
+        raise BlockcodecError(f"unsupported array dtype {a.dtype} (expected uint8 or uint16)")
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim == 3 and a.shape[2] in (2, 4):
+        warnings.warn("the alpha channel is dropped", ConversionWarning, stacklevel=2)
+        a = a[:, :, 0] if a.shape[2] == 2 else a[:, :, :3]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)):
+        raise BlockcodecError(f"unsupported image shape {a.shape} (expected HxW or HxWx3)")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise BlockcodecError(f"empty image ({a.shape[1]}x{a.shape[0]})")
+    return np.ascontiguousarray(a)

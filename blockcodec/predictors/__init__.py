@@ -1,0 +1,43 @@
+"""Block predictors and their registry.
+
+The id of each predictor is written to the bitstream; ids are never reused.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..errors import BlockcodecError
+from .base import CONTEXT, FILL, PlaneInfo, Predictor
+from .classical import DCPredictor, NonePredictor, PlanarPredictor
+
+# name -> (bitstream id, factory)
+REGISTRY: dict[str, tuple[int, Callable[[], Predictor]]] = {
+    "none": (0, NonePredictor),
+    "dc": (1, DCPredictor),
+    "planar": (2, PlanarPredictor),
+}
+DEFAULT = "planar"
+
+_instances: dict[str, Predictor] = {}
+
+
+def get(name: str) -> Predictor:
+    if name not in REGISTRY:
+        raise BlockcodecError(f"unknown predictor {name!r} (available: {', '.join(REGISTRY)})")
+    if name not in _instances:
+        _instances[name] = REGISTRY[name][1]()
+    return _instances[name]
+
+
+def id_of(name: str) -> int:
+    return REGISTRY[name][0]
+
+
+def name_of(pid: int) -> str:
+    for name, (i, _) in REGISTRY.items():
+        if i == pid:
+            return name
+    raise BlockcodecError(f"stream uses predictor id {pid}, which this version of blockcodec does not know")
+
+
+__all__ = ["CONTEXT", "FILL", "PlaneInfo", "Predictor", "REGISTRY", "DEFAULT", "get", "id_of", "name_of"]

@@ -1,0 +1,1 @@
+"""Training: entropy tables now; predictor and restoration networks later."""

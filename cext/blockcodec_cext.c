@@ -1,0 +1,465 @@
+/*
+ * blockcodec's C core: the 8x8 block transform, quantization and the per-block
+ * glue of the coding loop (gathering causal contexts, scattering reconstructed
+ * blocks).
+ *
+ * Everything here is integer arithmetic.  The decoder's path
+ * (dequantize -> inverse DCT -> add prediction -> clamp) is normative: its
+ * exact results are part of the bitstream definition (docs/FORMAT.md), so it
+ * must give the same bits on every machine and compiler.  No floats, no
+ * global mutable state, no allocation: callers pass preallocated buffers,
+ * and every buffer's type, size and every index is checked here before use.
+ *
+ * Coefficient layout: natural order, coef[u * 8 + v] with u the vertical and
+ * v the horizontal frequency.  Pixel layout: pix[y * 8 + x].
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Orthonormal 8-point DCT-II basis, BASIS[k][n] = a(k) cos((2n+1)k pi / 16),
+ * a(0) = sqrt(1/8), a(k) = sqrt(2/8), scaled by 2^13 and rounded.  Committed
+ * as integers so no libm is involved. */
+#define BASIS_BITS 13
+static const int32_t BASIS[8][8] = {
+    {2896, 2896, 2896, 2896, 2896, 2896, 2896, 2896},
+    {4017, 3406, 2276, 799, -799, -2276, -3406, -4017},
+    {3784, 1567, -1567, -3784, -3784, -1567, 1567, 3784},
+    {3406, -799, -4017, -2276, 2276, 4017, 799, -3406},
+    {2896, -2896, -2896, 2896, 2896, -2896, -2896, 2896},
+    {2276, -4017, 799, 3406, -3406, -799, 4017, -2276},
+    {1567, -3784, 3784, -1567, -1567, 3784, -3784, 1567},
+    {799, -2276, 3406, -4017, 4017, -3406, 2276, -799},
+};
+
+/* Fractional bits kept between the two 1-D passes. */
+#define PASS1_BITS 2
+/* Fractional bits of the forward transform's output, used by the quantizer. */
+#define FDCT_FRAC_BITS 3
+/* Dequantized coefficients are clamped to this magnitude before the inverse
+ * transform.  Valid residual coefficients never exceed 8 * 255 = 2040 (plus
+ * half a quantizer step after rounding); the clamp only bounds the arithmetic
+ * for corrupt or adversarial streams. */
+#define DEQUANT_LIMIT 32767
+
+/* Arithmetic right shift with rounding to nearest (ties toward +inf).
+ * Right-shifting a negative value is implementation-defined in C; module
+ * initialisation refuses to load on a compiler where it is not arithmetic. */
+#define DESCALE(x, n) (((x) + ((int64_t)1 << ((n) - 1))) >> (n))
+
+/* ---------------------------------------------------------------- transform */
+
+/* Inverse DCT of one block of dequantized coefficients into a signed residual.
+ * Normative: this exact integer sequence defines the decoder's output. */
+static void idct_block(const int32_t *coef, int32_t *out)
+{
+    int64_t tmp[64];
+    for (int v = 0; v < 8; v++) {          /* pass 1: columns, over u */
+        for (int y = 0; y < 8; y++) {
+            int64_t acc = 0;
+            for (int u = 0; u < 8; u++)
+                acc += (int64_t)BASIS[u][y] * coef[u * 8 + v];
+            tmp[y * 8 + v] = DESCALE(acc, BASIS_BITS - PASS1_BITS);
+        }
+    }
+    for (int y = 0; y < 8; y++) {          /* pass 2: rows, over v */
+        for (int x = 0; x < 8; x++) {
+            int64_t acc = 0;
+            for (int v = 0; v < 8; v++)
+                acc += (int64_t)BASIS[v][x] * tmp[y * 8 + v];
+            out[y * 8 + x] = (int32_t)DESCALE(acc, BASIS_BITS + PASS1_BITS);
+        }
+    }
+}
+
+/* Forward DCT of one residual block; output scaled by 2^FDCT_FRAC_BITS. */
+static void fdct_block(const int16_t *pix, int64_t *out)
+{
+    int64_t tmp[64];
+    for (int y = 0; y < 8; y++) {          /* pass 1: rows, over x */
+        for (int v = 0; v < 8; v++) {
+            int64_t acc = 0;
+            for (int x = 0; x < 8; x++)
+                acc += (int64_t)BASIS[v][x] * pix[y * 8 + x];
+            tmp[y * 8 + v] = DESCALE(acc, BASIS_BITS - PASS1_BITS);
+        }
+    }
+    for (int v = 0; v < 8; v++) {          /* pass 2: columns, over y */
+        for (int u = 0; u < 8; u++) {
+            int64_t acc = 0;
+            for (int y = 0; y < 8; y++)
+                acc += (int64_t)BASIS[u][y] * tmp[y * 8 + v];
+            out[u * 8 + v] = DESCALE(acc, BASIS_BITS + PASS1_BITS - FDCT_FRAC_BITS);
+        }
+    }
+}
+
+static int32_t dequantize(int16_t q, uint16_t step)
+{
+    int32_t d = (int32_t)q * (int32_t)step;
+    if (d > DEQUANT_LIMIT) d = DEQUANT_LIMIT;
+    if (d < -DEQUANT_LIMIT) d = -DEQUANT_LIMIT;
+    return d;
+}
+
+static uint8_t clamp_u8(int32_t v)
+{
+    return (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v));
+}
+
+/* ------------------------------------------------------- argument checking */
+
+/* A checked view of one array argument.  `format` is the struct code the
+ * buffer must have ('B', 'h', 'H', 'i'); `count` the exact element count, or
+ * -1 to accept any (the caller checks it). */
+typedef struct {
+    Py_buffer view;
+    int held;
+} Arg;
+
+static int get_arg(PyObject *obj, Arg *arg, const char *name, char format,
+                   Py_ssize_t itemsize, Py_ssize_t count, int writable)
+{
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    arg->held = 0;
+    if (PyObject_GetBuffer(obj, &arg->view, flags) != 0) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a C-contiguous%s buffer", name,
+                     writable ? " writable" : "");
+        return -1;
+    }
+    arg->held = 1;
+    const char *f = arg->view.format ? arg->view.format : "B";
+    if (f[0] == '<' || f[0] == '=' || f[0] == '@') f++;
+    /* 'l' is int32 on platforms where long is 32 bits; accept either spelling. */
+    int format_ok = (f[0] == format && f[1] == '\0') ||
+                    (format == 'i' && f[0] == 'l' && f[1] == '\0' && sizeof(long) == 4);
+    if (!format_ok || arg->view.itemsize != itemsize) {
+        PyErr_Format(PyExc_TypeError, "%s: wrong element type '%s' (expected '%c', %zd bytes)",
+                     name, f, format, itemsize);
+        return -1;
+    }
+    Py_ssize_t n = arg->view.len / itemsize;
+    if (count >= 0 && n != count) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd elements, got %zd", name, count, n);
+        return -1;
+    }
+    return 0;
+}
+
+static void release(Arg *args, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (args[i].held) PyBuffer_Release(&args[i].view);
+}
+
+static Py_ssize_t elements(const Arg *a) { return a->view.len / a->view.itemsize; }
+
+/* ------------------------------------------------------------ entry points */
+
+PyDoc_STRVAR(fdct_quantize_doc,
+"fdct_quantize(residual, qtable, rounding, out)\n\n"
+"Forward DCT and dead-zone quantization of n residual blocks.\n"
+"residual: int16[n*64] pixels in -255..255; qtable: uint16[64] steps >= 1;\n"
+"rounding: uint16[64] rounding offsets in 1/256 of a step (128 = round to nearest);\n"
+"out: int16[n*64] quantized coefficients, natural order.");
+
+static PyObject *py_fdct_quantize(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *o_res, *o_q, *o_r, *o_out;
+    if (!PyArg_ParseTuple(args, "OOOO", &o_res, &o_q, &o_r, &o_out)) return NULL;
+    Arg a[4];
+    memset(a, 0, sizeof a);
+    if (get_arg(o_res, &a[0], "residual", 'h', 2, -1, 0) ||
+        get_arg(o_q, &a[1], "qtable", 'H', 2, 64, 0) ||
+        get_arg(o_r, &a[2], "rounding", 'H', 2, 64, 0)) goto fail;
+    Py_ssize_t total = elements(&a[0]);
+    if (total % 64) { PyErr_SetString(PyExc_ValueError, "residual: length not a multiple of 64"); goto fail; }
+    if (get_arg(o_out, &a[3], "out", 'h', 2, total, 1)) goto fail;
+    const int16_t *res = a[0].view.buf;
+    const uint16_t *qt = a[1].view.buf, *rnd = a[2].view.buf;
+    int16_t *out = a[3].view.buf;
+    for (int k = 0; k < 64; k++) {
+        if (qt[k] == 0) { PyErr_SetString(PyExc_ValueError, "qtable: steps must be >= 1"); goto fail; }
+        if (rnd[k] > 256) { PyErr_SetString(PyExc_ValueError, "rounding: offsets must be <= 256"); goto fail; }
+    }
+    for (Py_ssize_t i = 0; i < total; i++) {
+        if (res[i] < -255 || res[i] > 255) {
+            PyErr_SetString(PyExc_ValueError, "residual: values must lie in -255..255"); goto fail;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    int64_t X[64];
+    for (Py_ssize_t b = 0; b < total / 64; b++) {
+        fdct_block(res + b * 64, X);
+        for (int k = 0; k < 64; k++) {
+            int64_t step = (int64_t)qt[k] << FDCT_FRAC_BITS;
+            int64_t mag = X[k] < 0 ? -X[k] : X[k];
+            int64_t q = (mag * 256 + step * rnd[k]) / (step * 256);
+            if (q > 32767) q = 32767;
+            out[b * 64 + k] = (int16_t)(X[k] < 0 ? -q : q);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(a, 4);
+    Py_RETURN_NONE;
+fail:
+    release(a, 4);
+    return NULL;
+}
+
+PyDoc_STRVAR(reconstruct_doc,
+"reconstruct(coef, qtable, pred, out)\n\n"
+"Decoder reconstruction of n blocks: clamp(pred + IDCT(coef * qtable), 0, 255).\n"
+"coef: int16[n*64]; qtable: uint16[64]; pred: uint8[n*64]; out: uint8[n*64].\n"
+"Exact integer arithmetic: this is the normative decoding path.");
+
+static PyObject *py_reconstruct(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *o_c, *o_q, *o_p, *o_out;
+    if (!PyArg_ParseTuple(args, "OOOO", &o_c, &o_q, &o_p, &o_out)) return NULL;
+    Arg a[4];
+    memset(a, 0, sizeof a);
+    if (get_arg(o_c, &a[0], "coef", 'h', 2, -1, 0) ||
+        get_arg(o_q, &a[1], "qtable", 'H', 2, 64, 0)) goto fail;
+    Py_ssize_t total = elements(&a[0]);
+    if (total % 64) { PyErr_SetString(PyExc_ValueError, "coef: length not a multiple of 64"); goto fail; }
+    if (get_arg(o_p, &a[2], "pred", 'B', 1, total, 0) ||
+        get_arg(o_out, &a[3], "out", 'B', 1, total, 1)) goto fail;
+    const int16_t *coef = a[0].view.buf;
+    const uint16_t *qt = a[1].view.buf;
+    const uint8_t *pred = a[2].view.buf;
+    uint8_t *out = a[3].view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    int32_t deq[64], res[64];
+    for (Py_ssize_t b = 0; b < total / 64; b++) {
+        const int16_t *c = coef + b * 64;
+        int nonzero = 0;
+        for (int k = 0; k < 64; k++) {
+            deq[k] = dequantize(c[k], qt[k]);
+            nonzero |= deq[k];
+        }
+        if (nonzero) {
+            idct_block(deq, res);
+            for (int k = 0; k < 64; k++) out[b * 64 + k] = clamp_u8((int32_t)pred[b * 64 + k] + res[k]);
+        } else {
+            memcpy(out + b * 64, pred + b * 64, 64);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(a, 4);
+    Py_RETURN_NONE;
+fail:
+    release(a, 4);
+    return NULL;
+}
+
+PyDoc_STRVAR(dequant_idct_doc,
+"dequant_idct(coef, qtable, out)\n\n"
+"The residual half of reconstruct(): out = IDCT(coef * qtable), int32[n*64], unclamped.\n"
+"Exposed for tests and analysis.");
+
+static PyObject *py_dequant_idct(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *o_c, *o_q, *o_out;
+    if (!PyArg_ParseTuple(args, "OOO", &o_c, &o_q, &o_out)) return NULL;
+    Arg a[3];
+    memset(a, 0, sizeof a);
+    if (get_arg(o_c, &a[0], "coef", 'h', 2, -1, 0) ||
+        get_arg(o_q, &a[1], "qtable", 'H', 2, 64, 0)) goto fail;
+    Py_ssize_t total = elements(&a[0]);
+    if (total % 64) { PyErr_SetString(PyExc_ValueError, "coef: length not a multiple of 64"); goto fail; }
+    if (get_arg(o_out, &a[2], "out", 'i', 4, total, 1)) goto fail;
+    const int16_t *coef = a[0].view.buf;
+    const uint16_t *qt = a[1].view.buf;
+    int32_t *out = a[2].view.buf;
+    int32_t deq[64];
+    for (Py_ssize_t b = 0; b < total / 64; b++) {
+        for (int k = 0; k < 64; k++) deq[k] = dequantize(coef[b * 64 + k], qt[k]);
+        idct_block(deq, out + b * 64);
+    }
+    release(a, 3);
+    Py_RETURN_NONE;
+fail:
+    release(a, 3);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ block glue */
+
+/* Checks a plane and a list of block positions; on success fills the
+ * geometry.  Planes are padded to whole blocks by the caller. */
+static int check_plane_blocks(Arg *plane, Arg *rows, Arg *cols, Py_ssize_t width,
+                              Py_ssize_t height, Py_ssize_t *nblocks)
+{
+    if (width <= 0 || height <= 0 || width % 8 || height % 8) {
+        PyErr_SetString(PyExc_ValueError, "plane: width and height must be positive multiples of 8");
+        return -1;
+    }
+    if (elements(plane) != width * height) {
+        PyErr_SetString(PyExc_ValueError, "plane: size does not match width * height");
+        return -1;
+    }
+    Py_ssize_t n = elements(rows);
+    if (elements(cols) != n) {
+        PyErr_SetString(PyExc_ValueError, "rows and cols must have the same length");
+        return -1;
+    }
+    const int32_t *r = rows->view.buf, *c = cols->view.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (r[i] < 0 || c[i] < 0 || (Py_ssize_t)r[i] * 8 >= height || (Py_ssize_t)c[i] * 8 >= width) {
+            PyErr_SetString(PyExc_IndexError, "block position outside the plane");
+            return -1;
+        }
+    }
+    *nblocks = n;
+    return 0;
+}
+
+PyDoc_STRVAR(gather_blocks_doc,
+"gather_blocks(plane, width, height, rows, cols, out)\n\n"
+"Copy the 8x8 blocks at (rows[i], cols[i]) (block units) of a uint8 plane into out: uint8[n*64].");
+
+static PyObject *py_gather_blocks(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *o_p, *o_r, *o_c, *o_out;
+    Py_ssize_t width, height, n;
+    if (!PyArg_ParseTuple(args, "OnnOOO", &o_p, &width, &height, &o_r, &o_c, &o_out)) return NULL;
+    Arg a[4];
+    memset(a, 0, sizeof a);
+    if (get_arg(o_p, &a[0], "plane", 'B', 1, -1, 0) ||
+        get_arg(o_r, &a[1], "rows", 'i', 4, -1, 0) ||
+        get_arg(o_c, &a[2], "cols", 'i', 4, -1, 0) ||
+        check_plane_blocks(&a[0], &a[1], &a[2], width, height, &n) ||
+        get_arg(o_out, &a[3], "out", 'B', 1, n * 64, 1)) goto fail;
+    const uint8_t *plane = a[0].view.buf;
+    const int32_t *r = a[1].view.buf, *c = a[2].view.buf;
+    uint8_t *out = a[3].view.buf;
+    for (Py_ssize_t i = 0; i < n; i++)
+        for (int y = 0; y < 8; y++)
+            memcpy(out + i * 64 + y * 8, plane + ((Py_ssize_t)r[i] * 8 + y) * width + (Py_ssize_t)c[i] * 8, 8);
+    release(a, 4);
+    Py_RETURN_NONE;
+fail:
+    release(a, 4);
+    return NULL;
+}
+
+PyDoc_STRVAR(scatter_blocks_doc,
+"scatter_blocks(plane, width, height, rows, cols, src)\n\n"
+"Write the uint8[n*64] blocks of src into a writable uint8 plane at (rows[i], cols[i]).");
+
+static PyObject *py_scatter_blocks(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *o_p, *o_r, *o_c, *o_src;
+    Py_ssize_t width, height, n;
+    if (!PyArg_ParseTuple(args, "OnnOOO", &o_p, &width, &height, &o_r, &o_c, &o_src)) return NULL;
+    Arg a[4];
+    memset(a, 0, sizeof a);
+    if (get_arg(o_p, &a[0], "plane", 'B', 1, -1, 1) ||
+        get_arg(o_r, &a[1], "rows", 'i', 4, -1, 0) ||
+        get_arg(o_c, &a[2], "cols", 'i', 4, -1, 0) ||
+        check_plane_blocks(&a[0], &a[1], &a[2], width, height, &n) ||
+        get_arg(o_src, &a[3], "src", 'B', 1, n * 64, 0)) goto fail;
+    uint8_t *plane = a[0].view.buf;
+    const int32_t *r = a[1].view.buf, *c = a[2].view.buf;
+    const uint8_t *src = a[3].view.buf;
+    for (Py_ssize_t i = 0; i < n; i++)
+        for (int y = 0; y < 8; y++)
+            memcpy(plane + ((Py_ssize_t)r[i] * 8 + y) * width + (Py_ssize_t)c[i] * 8, src + i * 64 + y * 8, 8);
+    release(a, 4);
+    Py_RETURN_NONE;
+fail:
+    release(a, 4);
+    return NULL;
+}
+
+PyDoc_STRVAR(gather_contexts_doc,
+"gather_contexts(plane, width, height, rows, cols, fill, out, avail)\n\n"
+"Causal 24x24 contexts (3x3 blocks centred on each block) for a predictor.\n"
+"Only the top-left, top, top-right and left blocks carry decoded pixels; the\n"
+"centre, right and the bottom row, and neighbours outside the plane, are set\n"
+"to `fill`.  out: uint8[n*576]; avail: uint8[n*4], 1 where the top-left, top,\n"
+"top-right, left neighbour (in that order) exists.");
+
+static PyObject *py_gather_contexts(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *o_p, *o_r, *o_c, *o_out, *o_av;
+    Py_ssize_t width, height, n;
+    int fill;
+    if (!PyArg_ParseTuple(args, "OnnOOiOO", &o_p, &width, &height, &o_r, &o_c, &fill, &o_out, &o_av))
+        return NULL;
+    if (fill < 0 || fill > 255) { PyErr_SetString(PyExc_ValueError, "fill must be in 0..255"); return NULL; }
+    Arg a[5];
+    memset(a, 0, sizeof a);
+    if (get_arg(o_p, &a[0], "plane", 'B', 1, -1, 0) ||
+        get_arg(o_r, &a[1], "rows", 'i', 4, -1, 0) ||
+        get_arg(o_c, &a[2], "cols", 'i', 4, -1, 0) ||
+        check_plane_blocks(&a[0], &a[1], &a[2], width, height, &n) ||
+        get_arg(o_out, &a[3], "out", 'B', 1, n * 576, 1) ||
+        get_arg(o_av, &a[4], "avail", 'B', 1, n * 4, 1)) goto fail;
+    const uint8_t *plane = a[0].view.buf;
+    const int32_t *r = a[1].view.buf, *c = a[2].view.buf;
+    uint8_t *out = a[3].view.buf, *avail = a[4].view.buf;
+    const Py_ssize_t bw = width / 8;
+    /* The four causal neighbours as (block row offset, block col offset). */
+    static const int NB[4][2] = {{-1, -1}, {-1, 0}, {-1, 1}, {0, -1}};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint8_t *ctx = out + i * 576;
+        memset(ctx, fill, 576);
+        for (int j = 0; j < 4; j++) {
+            Py_ssize_t br = r[i] + NB[j][0], bc = c[i] + NB[j][1];
+            int ok = br >= 0 && bc >= 0 && bc < bw;
+            avail[i * 4 + j] = (uint8_t)ok;
+            if (!ok) continue;
+            int oy = (NB[j][0] + 1) * 8, ox = (NB[j][1] + 1) * 8;
+            for (int y = 0; y < 8; y++)
+                memcpy(ctx + (oy + y) * 24 + ox, plane + (br * 8 + y) * width + bc * 8, 8);
+        }
+    }
+    release(a, 5);
+    Py_RETURN_NONE;
+fail:
+    release(a, 5);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"fdct_quantize", py_fdct_quantize, METH_VARARGS, fdct_quantize_doc},
+    {"reconstruct", py_reconstruct, METH_VARARGS, reconstruct_doc},
+    {"dequant_idct", py_dequant_idct, METH_VARARGS, dequant_idct_doc},
+    {"gather_blocks", py_gather_blocks, METH_VARARGS, gather_blocks_doc},
+    {"scatter_blocks", py_scatter_blocks, METH_VARARGS, scatter_blocks_doc},
+    {"gather_contexts", py_gather_contexts, METH_VARARGS, gather_contexts_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "blockcodec._cext",
+    "blockcodec's C core: integer 8x8 DCT, quantization, reconstruction and block glue.",
+    -1, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__cext(void)
+{
+    /* DESCALE relies on arithmetic right shift of negative values. */
+    volatile int64_t probe = -3;
+    if ((probe >> 1) != -2) {
+        PyErr_SetString(PyExc_ImportError, "blockcodec._cext needs arithmetic right shifts");
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddIntConstant(m, "FDCT_FRAC_BITS", FDCT_FRAC_BITS) ||
+        PyModule_AddIntConstant(m, "DEQUANT_LIMIT", DEQUANT_LIMIT)) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
