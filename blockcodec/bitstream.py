@@ -86,7 +86,10 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         raise BlockcodecError(f"corrupt stream: unknown flags 0x{flags:02x}")
     if not 1 <= quality <= 100:
         raise BlockcodecError(f"corrupt stream: quality {quality} outside 1..100")
-    check_dimensions(width, height)
+    try:
+        check_dimensions(width, height)
+    except BlockcodecError as exc:
+        raise BlockcodecError(f"corrupt stream: {exc}") from None
     expected = HEADER_SIZE + length + CRC_SIZE
     if len(data) < expected:
         raise BlockcodecError(f"truncated stream: {len(data)} bytes, header announces {expected}")

@@ -195,6 +195,8 @@ def decode_result(data, tables: entropy.Tables | None = None, keep_trace: bool =
     try:
         for (h, w), info in zip(geom.plane_shapes, infos):
             coefs.append(entropy.code_plane(sink, None, h // 8, w // 8, info.chroma, header.dc_prediction))
+        if not sink.exhausted():
+            raise BlockcodecError("corrupt stream: the payload does not end where its content does")
     except BlockcodecError:
         raise
     except Exception as exc:  # constriction reports a malformed payload as a plain error

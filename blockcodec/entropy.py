@@ -197,6 +197,12 @@ class Decoder(_Sink):
         words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
         self.coder = constriction.stream.queue.RangeDecoder(words)
 
+    def exhausted(self) -> bool:
+        """True when decoding ended exactly at the end of the payload (a
+        payload that is too short or too long for its content leaves the
+        range decoder in another state)."""
+        return bool(self.coder.maybe_exhausted())
+
     def categorical(self, table, ctx, symbols):
         if not len(ctx):
             return np.zeros(0, np.int64)

@@ -32,6 +32,11 @@ def _from_pil(img) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
     if mode.startswith("I;16") or mode == "I":
         a = np.asarray(img)
+        if mode == "I" and a.size and (int(a.min()) < 0 or int(a.max()) > 65535):
+            # 32-bit signed samples: without clipping, the uint32 cast and the
+            # uint8 cast below would wrap them around silently.
+            warnings.warn(f"{mode} image: samples outside 0..65535 clipped", ConversionWarning, stacklevel=3)
+            a = np.clip(a, 0, 65535)
         return _reduce_depth(a.astype(np.uint32), int(a.max(initial=0)) > 255 or mode.startswith("I;16"))
     if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
         warnings.warn(f"{mode} image converted to RGB", ConversionWarning, stacklevel=3)

@@ -1,0 +1,118 @@
+"""Helpers shared by bench_codec.py and mem_probe.py.
+
+Only the standard library is imported at module level: bench_codec.py runs its
+memory probes before it imports numpy, Pillow or blockcodec, so that the
+probes (child processes) do not inherit a large peak RSS from it (Linux carries
+the parent's ru_maxrss high-water mark over into a child at exec time).
+"""
+from __future__ import annotations
+
+import os
+import re
+
+SMALL = "small"
+LARGE = "large"
+
+
+def list_kodak(kodak_dir: str, n: int | None) -> list[str]:
+    names = sorted(f for f in os.listdir(kodak_dir) if re.fullmatch(r"kodim\d+\.png", f))
+    if not names:
+        raise SystemExit(f"no kodim*.png in {kodak_dir!r} (give --kodak-dir)")
+    if n is not None:
+        names = names[:n]
+    return [os.path.join(kodak_dir, f) for f in names]
+
+
+def load_png(path: str):
+    """Read an image the way the blockcodec CLI does: Pillow open + load, then
+    blockcodec.images.as_image_array (uint8 H x W x 3, C-contiguous)."""
+    from PIL import Image
+
+    from blockcodec.images import as_image_array
+
+    with Image.open(path) as im:
+        im.load()
+        return as_image_array(im)
+
+
+def _landscape(a):
+    import numpy as np
+
+    return np.ascontiguousarray(np.rot90(a)) if a.shape[0] > a.shape[1] else a
+
+
+def tile_members(paths: list[str], k: int) -> list[str]:
+    """The four images of large image k in 'tile' mode: k, k+1, k+2, k+3 (cyclic).
+
+    Over k = 0..n-1 every small image is used exactly four times, so the mean
+    cost of the large set is directly comparable with 4x the mean of the small
+    set (same content per pixel)."""
+    n = len(paths)
+    return [paths[(k + j) % n] for j in range(4)]
+
+
+def large_members(paths: list[str], k: int, mode: str) -> list[str]:
+    return tile_members(paths, k) if mode == "tile" else [paths[k]]
+
+
+def make_large(member_paths: list[str], mode: str):
+    """A 2x-by-2x image (1536x1024 from 768x512 Kodak images).
+
+    tile:     2x2 mosaic of four Kodak images; portrait images (512x768) are
+              rotated 90 degrees to landscape first.
+    upsample: one Kodak image resized 2x with Pillow LANCZOS (smoother content,
+              so it codes to fewer bits than a real 1536x1024 photo).
+    """
+    import numpy as np
+    from PIL import Image
+
+    if mode == "tile":
+        out = None
+        for j, p in enumerate(member_paths):   # one tile at a time: small transient peak
+            a = _landscape(load_png(p))
+            h, w = a.shape[:2]
+            if out is None:
+                out = np.empty((2 * h, 2 * w, 3), np.uint8)
+            if out.shape != (2 * h, 2 * w, 3):
+                raise ValueError(f"{p}: {w}x{h} does not tile with the first image")
+            r, c = divmod(j, 2)
+            out[r * h:(r + 1) * h, c * w:(c + 1) * w] = a
+            del a
+        return out
+    if mode == "upsample":
+        (p,) = member_paths
+        with Image.open(p) as im:
+            im = im.convert("RGB")
+            big = im.resize((im.width * 2, im.height * 2), Image.Resampling.LANCZOS)
+        return np.ascontiguousarray(np.asarray(big))
+    raise ValueError(f"unknown large mode {mode!r}")
+
+
+def large_name(member_paths: list[str], mode: str) -> str:
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in member_paths]
+    return f"{mode}(" + "+".join(stems) + ")"
+
+
+def proc_status_kib(field: str) -> int | None:
+    """A VmRSS / VmHWM style field of /proc/self/status, in KiB (None if absent)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown"

@@ -1,0 +1,617 @@
+"""The ``blockcodec`` command line: a thin layer over the Python API.
+
+    blockcodec encode photo.png -o photo.bkc -q 80
+    blockcodec decode photo.bkc -o photo.png
+    blockcodec info photo.bkc
+
+Error policy: every bad input (unreadable file, not an image, corrupt stream,
+invalid option, unwritable output, ...) ends with ONE line on stderr,
+``blockcodec: error: <message>``, and exit status 1 (bad input or data) or 2
+(usage error, as argparse does); never a traceback.  Ctrl-C exits with 130.
+Output files are written atomically (temp file in the same directory, fsync,
+rename), never replace the input, and never replace an existing file unless
+``--force`` is given.
+
+Adding a subcommand (``train``, ``restore``, ...): write ``add_<name>_parser``
+that adds a subparser and sets ``func=cmd_<name>`` via ``set_defaults``, write
+``cmd_<name>(args) -> int``, and append the adder to ``SUBCOMMANDS``.  Inside a
+command, raise ``CliError`` (or let ``BlockcodecError`` propagate) for bad input,
+use ``read_input_bytes`` / ``load_image`` to read, ``check_output`` before doing
+any expensive work, and ``write_output`` to write.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import os
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import __version__, bitstream, predictors
+from .errors import BlockcodecError
+from .images import ConversionWarning
+
+PROG = "blockcodec"
+STDIO = "-"
+
+EXIT_OK = 0
+EXIT_DATA = 1      # bad input, corrupt data, I/O failure
+EXIT_USAGE = 2     # invalid command line (argparse's convention)
+EXIT_INTERRUPT = 130
+EXIT_PIPE = 141    # 128 + SIGPIPE, like a process killed by a closed pipe
+
+
+# --------------------------------------------------------------------------- errors and messages
+class CliError(Exception):
+    """A user-facing failure: one message line and an exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_DATA):
+        super().__init__(message)
+        self.status = status
+
+
+class UsageError(CliError):
+    def __init__(self, message: str):
+        super().__init__(message, EXIT_USAGE)
+
+
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split()) or "unknown error"
+
+
+def error(message: object) -> None:
+    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr, flush=True)
+
+
+def warn(message: object) -> None:
+    print(f"{PROG}: warning: {_one_line(message)}", file=sys.stderr, flush=True)
+
+
+def _describe_os_error(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _name(path: str, *, output: bool = False) -> str:
+    """A file name for messages: '<stdin>'/'<stdout>' for '-'."""
+    if path == STDIO:
+        return "<stdout>" if output else "<stdin>"
+    return path
+
+
+def _display(path: str, *, output: bool = False) -> str:
+    """Like _name, quoted (so odd file names stay readable in one line)."""
+    return _name(path, output=output) if path == STDIO else repr(path)
+
+
+# --------------------------------------------------------------------------- argparse plumbing
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors become one line (raised, not printed)."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        hint = f"; see '{self.prog} --help'"
+        raise UsageError(_one_line(message) + hint)
+
+
+_FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
+def _quality(text: str) -> int:
+    try:
+        q = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"quality must be an integer 1..100, got {text!r}") from None
+    if not 1 <= q <= 100:
+        raise argparse.ArgumentTypeError(f"quality must be in 1..100, got {q}")
+    return q
+
+
+def _positive_float(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(x) and x > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return x
+
+
+# --------------------------------------------------------------------------- input
+def check_input(path: str) -> None:
+    """Refuse missing files and directories early, with a clear message."""
+    if path == STDIO:
+        return
+    if os.path.isdir(path):
+        raise CliError(f"cannot read {path!r}: it is a directory")
+    if not os.path.exists(path):
+        raise CliError(f"cannot read {path!r}: no such file")
+
+
+def read_input_bytes(path: str) -> bytes:
+    """The whole of a file, or of stdin for '-'."""
+    if path == STDIO:
+        stdin = sys.stdin
+        if stdin is None:
+            raise CliError("no standard input to read from")
+        if stdin.isatty():
+            raise CliError("refusing to read binary data from a terminal; give a file or redirect stdin")
+        data = stdin.buffer.read()
+        if not data:
+            raise CliError("standard input is empty")
+        return data
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise CliError(f"cannot read {path!r}: {_describe_os_error(exc)}") from None
+
+
+def load_image(path: str) -> np.ndarray:
+    """Read an image with Pillow and convert it to the uint8 gray/RGB array the
+    codec codes.  Conversion warnings are printed; decompression bombs refused."""
+    from PIL import Image
+
+    name = _display(path)
+    check_input(path)
+    source = io.BytesIO(read_input_bytes(path)) if path == STDIO else path
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConversionWarning)
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(source) as im:
+                frames = getattr(im, "n_frames", 1)
+                im.load()
+                if frames > 1:
+                    warn(f"{name}: image has {frames} frames; only the first is encoded")
+                from .images import as_image_array
+                array = as_image_array(im)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise CliError(f"refusing {name}: {exc}") from None
+        except Image.UnidentifiedImageError:
+            raise CliError(f"cannot read {name}: not an image format Pillow can read") from None
+        except BlockcodecError as exc:
+            raise CliError(f"cannot encode {name}: {exc}") from None
+        except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+            raise CliError(f"cannot read {name}: {_describe_os_error(exc)}") from None
+        except MemoryError:
+            raise CliError(f"cannot read {name}: out of memory") from None
+        except Exception as exc:  # Pillow reports damaged files with many exception types
+            raise CliError(f"cannot read image {name}: {exc}") from None
+    for w in caught:
+        if issubclass(w.category, ConversionWarning):
+            warn(f"{name}: {w.message}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return array
+
+
+# --------------------------------------------------------------------------- output
+def _same_file(a: str, b: str) -> bool:
+    try:
+        if os.path.samefile(a, b):
+            return True
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_output(path: str, *, inputs: tuple[str, ...] = (), force: bool = False) -> None:
+    """Refuse, before any work is done, outputs that could not or must not be written."""
+    if path == STDIO:
+        stdout = sys.stdout
+        if stdout is None:
+            raise CliError("no standard output to write to")
+        if stdout.isatty():
+            raise CliError("refusing to write binary data to a terminal; use -o FILE or redirect stdout")
+        return
+    if not path or path.endswith(("/", os.sep)):
+        raise CliError(f"invalid output file name {path!r}")
+    for src in inputs:
+        if src != STDIO and _same_file(src, path):
+            raise CliError(f"output {path!r} is the input file; refusing to overwrite it")
+    if os.path.isdir(path):
+        raise CliError(f"output {path!r} is a directory")
+    if os.path.lexists(path) and not force:
+        raise CliError(f"output {path!r} already exists; use -f/--force to overwrite it")
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        raise CliError(f"cannot write {path!r}: directory {directory!r} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise CliError(f"cannot write {path!r}: directory {directory!r} is not writable")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_output(path: str, data: bytes, *, force: bool = False) -> None:
+    """Write bytes to stdout ('-') or atomically to a file.
+
+    The bytes go to a temp file next to the destination, which is fsynced and
+    then renamed over it; on any failure (Ctrl-C included) the temp file is
+    removed.  Without ``force`` an existing destination is never replaced, even
+    one that appeared while we were working."""
+    if path == STDIO:
+        out = sys.stdout.buffer
+        out.write(data)
+        out.flush()
+        return
+    directory = os.path.dirname(path) or "."
+    tmp_name = None
+    try:
+        with tempfile.NamedTemporaryFile(delete=False, dir=directory,
+                                         prefix=f".{os.path.basename(path)}.", suffix=".tmp") as tmp:
+            tmp_name = tmp.name
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
+        if force:
+            os.replace(tmp_name, path)
+        else:
+            try:
+                os.link(tmp_name, path)   # atomic "create, but never replace"
+            except FileExistsError:
+                raise CliError(f"output {path!r} already exists; use -f/--force to overwrite it") from None
+            except OSError:               # file systems without hard links
+                if os.path.lexists(path):
+                    raise CliError(f"output {path!r} already exists; use -f/--force to overwrite it") from None
+                os.replace(tmp_name, path)
+        _fsync_dir(directory)
+    except OSError as exc:
+        raise CliError(f"cannot write {path!r}: {_describe_os_error(exc)}") from None
+    finally:
+        if tmp_name is not None:
+            try:
+                os.unlink(tmp_name)   # gone already after a rename
+            except OSError:
+                pass
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _pillow_format_for(path: str) -> str:
+    """The Pillow format that writes ``path`` (by extension); PNG for stdout."""
+    if path == STDIO:
+        return "PNG"
+    from PIL import Image
+
+    ext = os.path.splitext(path)[1].lower()
+    if not ext:
+        raise CliError(f"cannot tell the image format of {path!r}: give it an extension such as .png")
+    fmt = Image.registered_extensions().get(ext)
+    if fmt is None or fmt not in Image.SAVE:
+        raise CliError(f"cannot write {path!r}: Pillow has no writer for {ext!r} files (try .png)")
+    return fmt
+
+
+# --------------------------------------------------------------------------- helpers
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+
+
+def _fmt_psnr(value: float) -> str:
+    return "inf" if math.isinf(value) else f"{value:.2f}"
+
+
+@dataclass
+class _Encoded:
+    quality: int
+    result: object   # blockcodec.Result
+
+
+def _encode_at(image: np.ndarray, quality: int, args) -> _Encoded:
+    from .codec import Codec, CodecConfig
+
+    cfg = CodecConfig(quality=quality, subsampling=args.subsampling, predictor=args.predictor)
+    return _Encoded(quality, Codec(cfg).encode(image, keep_trace=False))
+
+
+def find_quality(encode_at, target_bpp: float) -> tuple[_Encoded, bool]:
+    """Bisect the integer quality 1..100 for the highest one whose bpp is at most
+    ``target_bpp``.  Returns (encoding, reached); reached is False when even
+    quality 1 is over the target (quality 1 is returned then)."""
+    low = encode_at(1)
+    if low.result.bpp > target_bpp:
+        return low, False
+    high = encode_at(100)
+    if high.result.bpp <= target_bpp:
+        return high, True
+    lo, hi = low, 100   # invariant: bpp(lo) <= target < bpp(hi)
+    while hi - lo.quality > 1:
+        mid = encode_at((lo.quality + hi) // 2)
+        if mid.result.bpp <= target_bpp:
+            lo = mid
+        else:
+            hi = mid.quality
+    return lo, True
+
+
+# --------------------------------------------------------------------------- encode
+ENCODE_EPILOG = """\
+IN is any image Pillow can read (PNG, JPEG, TIFF, BMP, WebP, ...) or '-' for
+standard input; OUT is a file name or '-' for standard output.  Gray images are
+coded as one plane; alpha is dropped and 16-bit samples are reduced to 8 bits,
+each with a warning.
+
+examples:
+  blockcodec encode photo.png -o photo.bkc              quality 75
+  blockcodec encode photo.png -o photo.bkc -q 90        higher quality, larger file
+  blockcodec encode photo.png -o photo.bkc --target-bpp 1.0
+                                                        best quality within 1 bit/pixel
+  blockcodec encode photo.png -o photo.bkc --subsampling 444 --predictor dc -v
+  cat photo.png | blockcodec encode - -o - > photo.bkc  pipes
+  blockcodec encode photo.png -o photo.bkc -f           replace an existing photo.bkc
+"""
+
+
+def add_encode_parser(sub) -> None:
+    names = ", ".join(predictors.REGISTRY)
+    p = sub.add_parser(
+        "encode", help="compress an image to a .bkc stream",
+        description="Compress an image to a blockcodec stream.",
+        epilog=ENCODE_EPILOG, formatter_class=_FORMATTER)
+    p.add_argument("input", metavar="IN", help="input image file, or '-' for standard input")
+    p.add_argument("-o", "--output", metavar="OUT", required=True,
+                   help="output .bkc file, or '-' for standard output")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("-q", "--quality", type=_quality, default=None, metavar="Q",
+                      help="quality 1 (smallest) .. 100 (best); default 75")
+    rate.add_argument("--target-bpp", type=_positive_float, default=None, metavar="X",
+                      help="pick the highest quality whose size is at most X bits per pixel "
+                           "(bisection over 1..100; warns if even quality 1 is larger)")
+    p.add_argument("--subsampling", choices=["420", "444"], default="420",
+                   help="chroma subsampling of colour images: 420 (default, half-resolution "
+                        "chroma) or 444 (full); ignored for gray images")
+    p.add_argument("--predictor", choices=list(predictors.REGISTRY), default=predictors.DEFAULT,
+                   metavar="NAME", help=f"block predictor, one of: {names} (default {predictors.DEFAULT})")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="print a summary (size, bpp, quality, PSNR) to standard error")
+    p.set_defaults(func=cmd_encode)
+
+
+def cmd_encode(args) -> int:
+    check_input(args.input)
+    check_output(args.output, inputs=(args.input,), force=args.force)
+    image = load_image(args.input)
+    if args.target_bpp is not None:
+        enc, reached = find_quality(lambda q: _encode_at(image, q, args), args.target_bpp)
+        if not reached:
+            warn(f"even quality 1 needs {enc.result.bpp:.3f} bpp, more than the target "
+                 f"{args.target_bpp:g}; using quality 1")
+    else:
+        enc = _encode_at(image, 75 if args.quality is None else args.quality, args)
+    result = enc.result
+    write_output(args.output, result.data, force=args.force)
+    if args.verbose:
+        h = result.header
+        target = f" (target {args.target_bpp:g})" if args.target_bpp is not None else ""
+        print(f"{PROG}: {_name(args.output, output=True)}: {h.width}x{h.height} "
+              f"{bitstream.MODE_NAMES[h.mode]}, {len(result.data)} bytes, {result.bpp:.3f} bpp{target}, "
+              f"quality {enc.quality}, predictor {args.predictor}, "
+              f"PSNR {_fmt_psnr(psnr(image, result.image))} dB",
+              file=sys.stderr)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- decode
+DECODE_EPILOG = """\
+The output format follows OUT's extension (.png, .bmp, .tif, .ppm, .jpg, ... -
+anything Pillow can write); '-' writes PNG to standard output.  Gray streams
+decode to a grayscale image, colour streams to RGB.
+
+examples:
+  blockcodec decode photo.bkc -o photo.png
+  blockcodec decode photo.bkc -o photo.ppm -f           replace an existing photo.ppm
+  blockcodec decode - -o - < photo.bkc > photo.png      pipes
+"""
+
+
+def add_decode_parser(sub) -> None:
+    p = sub.add_parser(
+        "decode", help="decompress a .bkc stream to an image",
+        description="Decompress a blockcodec stream to an image file.",
+        epilog=DECODE_EPILOG, formatter_class=_FORMATTER)
+    p.add_argument("input", metavar="IN", help="input .bkc file, or '-' for standard input")
+    p.add_argument("-o", "--output", metavar="OUT", required=True,
+                   help="output image (format from the extension), or '-' for PNG on standard output")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
+    p.add_argument("-v", "--verbose", action="store_true", help="print a summary to standard error")
+    p.set_defaults(func=cmd_decode)
+
+
+def cmd_decode(args) -> int:
+    from PIL import Image
+
+    from .codec import decode_result
+
+    check_input(args.input)
+    check_output(args.output, inputs=(args.input,), force=args.force)
+    fmt = _pillow_format_for(args.output)   # before decoding: no work for an unwritable format
+    data = read_input_bytes(args.input)
+    result = decode_result(data)
+    buf = io.BytesIO()
+    try:
+        Image.fromarray(result.image).save(buf, format=fmt)
+    except Exception as exc:  # Pillow writers refuse some modes/sizes
+        raise CliError(f"cannot write {_display(args.output, output=True)} as {fmt}: {exc}") from None
+    write_output(args.output, buf.getvalue(), force=args.force)
+    if args.verbose:
+        h = result.header
+        print(f"{PROG}: {_name(args.input)}: {h.width}x{h.height} "
+              f"{bitstream.MODE_NAMES[h.mode]}, quality {h.quality}, {len(data)} bytes, "
+              f"{result.bpp:.3f} bpp -> {fmt}", file=sys.stderr)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- info
+INFO_EPILOG = """\
+Only the header is parsed and checked (magic, version, fields, length, CRC32);
+the payload is not decoded.  The predictor and entropy-table hashes are compared
+with this build's: a mismatch means this blockcodec cannot decode the stream.
+
+examples:
+  blockcodec info photo.bkc
+  blockcodec encode photo.png -o - | blockcodec info -
+"""
+
+
+def add_info_parser(sub) -> None:
+    p = sub.add_parser(
+        "info", help="print a .bkc stream's header",
+        description="Print the header of a blockcodec stream without decoding it.",
+        epilog=INFO_EPILOG, formatter_class=_FORMATTER)
+    p.add_argument("input", metavar="FILE", help="a .bkc file, or '-' for standard input")
+    p.set_defaults(func=cmd_info)
+
+
+def _hash_note(stream_hash: bytes, ours) -> str:
+    if isinstance(ours, Exception):
+        return f"(cannot check: {_one_line(ours)})"
+    return "(matches this build)" if ours == stream_hash else f"(this build has {ours.hex()}: cannot decode)"
+
+
+def cmd_info(args) -> int:
+    check_input(args.input)
+    data = read_input_bytes(args.input)
+    header, payload = bitstream.unpack(data)
+    try:
+        pname = predictors.name_of(header.predictor_id)
+    except BlockcodecError:
+        pname = None
+    ours_p: object
+    if pname is None:
+        ours_p = BlockcodecError("predictor unknown to this version")
+    else:
+        try:
+            ours_p = predictors.get(pname).weights_hash()
+        except Exception as exc:  # a learned predictor whose weights cannot be loaded
+            ours_p = exc
+    try:
+        from . import entropy
+        ours_t: object = entropy.default_tables().hash
+    except Exception as exc:
+        ours_t = exc
+    if header.postfilter_id == 0:
+        postfilter = "none (id 0)"
+    else:
+        postfilter = (f"id {header.postfilter_id} (unknown to this version), "
+                      f"hash {header.postfilter_hash.hex()}")
+    pixels = header.width * header.height
+    rows = [
+        ("file", "<stdin>" if args.input == STDIO else args.input),
+        ("format", f"blockcodec stream version {bitstream.VERSION}"),
+        ("dimensions", f"{header.width}x{header.height}"),
+        ("colour mode", bitstream.MODE_NAMES[header.mode]),
+        ("quality", str(header.quality)),
+        ("predictor", f"{pname if pname else 'unknown'} (id {header.predictor_id})"),
+        ("predictor hash", f"{header.predictor_hash.hex()} {_hash_note(header.predictor_hash, ours_p)}"),
+        ("dc prediction", "on" if header.dc_prediction else "off"),
+        ("post-filter", postfilter),
+        ("entropy tables", f"{header.tables_hash.hex()} {_hash_note(header.tables_hash, ours_t)}"),
+        ("payload", f"{len(payload)} bytes"),
+        ("file size", f"{len(data)} bytes"),
+        ("bpp", f"{len(data) * 8 / pixels:.4f}"),
+    ]
+    width = max(len(k) for k, _ in rows) + 1
+    for key, value in rows:
+        print(f"{key + ':':<{width}} {value}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- top level
+SUBCOMMANDS = [add_encode_parser, add_decode_parser, add_info_parser]
+
+MAIN_EPILOG = """\
+examples:
+  blockcodec encode photo.png -o photo.bkc -q 80     compress at quality 80
+  blockcodec encode photo.png -o photo.bkc --target-bpp 0.5
+  blockcodec decode photo.bkc -o photo.png           decompress to PNG
+  blockcodec info photo.bkc                          show the stream's header
+  blockcodec encode --help                           options of one command
+
+Files are written atomically; an existing output is only replaced with
+-f/--force, and the input is never overwritten.
+
+exit status: 0 success, 1 bad input or data (unreadable file, not an image,
+corrupt stream, I/O error), 2 invalid command line, 130 interrupted.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG, formatter_class=_FORMATTER, epilog=MAIN_EPILOG,
+        description="blockcodec: a learned block-predictive image codec "
+                    "(8x8 block prediction, integer DCT residuals, range coding).")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands", required=True)
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the exit flush is silent."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (never raises, bar SystemExit
+    from nowhere)."""
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:   # --help, --version
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+        return args.func(args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPT
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_PIPE
+    except CliError as exc:
+        error(exc)
+        return exc.status
+    except BlockcodecError as exc:
+        error(exc)
+        return EXIT_DATA
+    except MemoryError:
+        error("out of memory")
+        return EXIT_DATA
+    except OSError as exc:
+        name = f" {exc.filename!r}" if getattr(exc, "filename", None) else ""
+        error(f"I/O error{name}: {_describe_os_error(exc)}")
+        return EXIT_DATA
+    except Exception as exc:
+        if os.environ.get("BLOCKCODEC_DEBUG"):
+            raise
+        error(f"internal error ({type(exc).__name__}: {exc}); "
+              "set BLOCKCODEC_DEBUG=1 for a traceback and please report it")
+        return EXIT_DATA
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
