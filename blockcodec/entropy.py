@@ -383,3 +383,36 @@ def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
     out = np.empty((nb, 64), np.int16)
     out[:, ZIGZAG] = qz[:, :64]
     return out
+
+
+def code_blocks(sink: _Sink, coefs: np.ndarray | None, rows: np.ndarray, table: str,
+                n_blocks: int | None = None) -> np.ndarray:
+    """Code whole blocks whose every coefficient's table row is given from outside.
+
+    This is the hook through which a learned model replaces the context model:
+    ``rows`` int [n, 64] (natural order) picks, per coefficient, a row of
+    ``table`` (an ALPHABET-wide frequency table, e.g. one row per bucket of a
+    CNN-predicted scale).  Magnitudes are coded in one call, then escapes,
+    then signs; there are no intra-batch dependencies, so a wavefront is a
+    single batch.  With ``coefs`` None the sink decodes ``n_blocks`` blocks.
+    """
+    enc = coefs is not None
+    n = len(coefs) if enc else int(n_blocks)
+    rows = np.asarray(rows, dtype=np.int64).reshape(n * 64)
+    mag = np.abs(coefs.astype(np.int64)).reshape(-1) if enc else None
+    sink.stage = "blocks"
+    sym = sink.categorical(table, rows, np.minimum(mag, ESC) if enc else None)
+    esc = np.nonzero(sym == ESC)[0]
+    sink.stage = "escape"
+    rem = _escape(sink, (mag[esc] - ESC) if enc else None, len(esc))
+    if not enc:
+        mag = sym.copy()
+        mag[esc] = np.minimum(ESC + rem, 32767)
+    nzi = np.nonzero(mag)[0]
+    sink.stage = "sign"
+    neg = _signs(sink, coefs.reshape(-1)[nzi].astype(np.int64) if enc else None, len(nzi))
+    if enc:
+        return coefs
+    out = mag.copy()
+    out[nzi[neg == 1]] *= -1
+    return out.astype(np.int16).reshape(n, 64)
