@@ -15,6 +15,8 @@ LARGE = "large"
 
 
 def list_kodak(kodak_dir: str, n: int | None) -> list[str]:
+    if not os.path.isdir(kodak_dir):
+        raise SystemExit(f"Kodak folder {kodak_dir!r} not found (give --kodak-dir)")
     names = sorted(f for f in os.listdir(kodak_dir) if re.fullmatch(r"kodim\d+\.png", f))
     if not names:
         raise SystemExit(f"no kodim*.png in {kodak_dir!r} (give --kodak-dir)")

@@ -22,7 +22,7 @@ FLAG_DC_PREDICTION = 0x01
 
 # Guard against decompression bombs: like Pillow's limit, checked before allocation.
 MAX_DIMENSION = 1 << 16
-MAX_PIXELS = 1 << 28
+MAX_PIXELS = 1 << 27   # 134 MP; Pillow refuses past 179 MP by default
 
 # magic, version, mode, flags, width, height, quality, predictor id, predictor
 # hash, postfilter id, postfilter hash, entropy tables hash, payload length

@@ -183,11 +183,17 @@ def decode_result(data, tables: entropy.Tables | None = None, keep_trace: bool =
             f"but this blockcodec has {predictor.weights_hash().hex()}")
     if header.postfilter_id != 0:
         raise BlockcodecError(f"stream asks for post-filter id {header.postfilter_id}, unknown to this version")
+    if header.postfilter_hash != bytes(4):
+        raise BlockcodecError("corrupt stream: post-filter hash set without a post-filter")
     if header.tables_hash != tables.hash:
         raise BlockcodecError(
             f"stream was coded with entropy tables {header.tables_hash.hex()}, "
             f"but this blockcodec has {tables.hash.hex()}")
     geom = Geometry(header.width, header.height, header.mode)
+    n_blocks = sum(h * w // 64 for h, w in geom.plane_shapes)
+    if n_blocks > entropy.BLOCKS_PER_PAYLOAD_BYTE * (len(payload) + 8):
+        raise BlockcodecError(f"corrupt stream: a {len(payload)}-byte payload cannot describe "
+                              f"{header.width}x{header.height} pixels")
     infos = _plane_infos(geom, header.quality)
     t1 = time.perf_counter()
     sink = entropy.Decoder(tables, payload)

@@ -96,10 +96,13 @@ def code_plane(
         n = len(rows)
         idx = rows * n_cols + cols
         t0 = time.perf_counter()
-        ctx = np.empty((n, 24, 24), np.uint8)
-        avail = np.empty((n, 4), np.uint8)
         if predictor.causal:
+            ctx = np.empty((n, 24, 24), np.uint8)
+            avail = np.empty((n, 4), np.uint8)
             _cext.gather_contexts(recon, width, height, rows, cols, FILL, ctx, avail)
+        else:  # the predictor ignores contexts; hand it defined values anyway
+            ctx = np.full((n, 24, 24), FILL, np.uint8)
+            avail = np.zeros((n, 4), np.uint8)
         t1 = time.perf_counter()
         pred = np.ascontiguousarray(predictor.predict(ctx, avail, info), dtype=np.uint8).reshape(n, 64)
         t2 = time.perf_counter()

@@ -52,6 +52,12 @@ from .errors import BlockcodecError
 ALPHABET = 18          # magnitude symbols 0..16, and 17 = escape
 ESC = ALPHABET - 1
 ESC_LENGTHS = 16       # Exp-Golomb length symbols 0..15
+MAX_MAGNITUDE = 32767  # decoded magnitudes and DC values are clamped to this (corrupt streams only)
+# Every block codes an EOB symbol, whose probability never exceeds this bound
+# (checked when tables load), so each block costs at least 1/8 bit: a decoder
+# can refuse a header claiming more blocks than the payload could describe.
+MAX_EOB_PROBABILITY_PER_MILLE = 917
+BLOCKS_PER_PAYLOAD_BYTE = 64
 
 # Zigzag scan: ZIGZAG[k] is the natural index u * 8 + v of the k-th coefficient.
 ZIGZAG = np.array(
@@ -112,6 +118,9 @@ class Tables:
             f = self.freqs.get(name)
             if f is None or f.shape != shape or f.dtype != np.uint32 or (f == 0).any():
                 raise BlockcodecError(f"entropy table {name!r} is missing or malformed")
+        eob = self.freqs["eob"].astype(np.int64)
+        if (eob.max(1) * 1000 > MAX_EOB_PROBABILITY_PER_MILLE * eob.sum(1)).any():
+            raise BlockcodecError("entropy table 'eob' breaks the payload-size guard's bound")
         # constriction normalises float probabilities itself; integer-valued
         # float64 inputs are exact, so the result is the same everywhere.
         object.__setattr__(self, "_probs", {n: f.astype(np.float64) for n, f in self.freqs.items()})
@@ -245,8 +254,6 @@ def _escape(sink: _Sink, rem: np.ndarray | None, n: int) -> np.ndarray:
     v = rem + 1 if enc else None
     length = _bit_length(v) - 1 if enc else None
     length = sink.categorical("esc", np.zeros(n, np.int64), length)
-    if (length >= ESC_LENGTHS).any():
-        raise BlockcodecError("corrupt stream: escape length out of range")
     has = np.nonzero(length > 0)[0]
     sizes = np.left_shift(1, length[has])
     low = sink.uniform(sizes, (v[has] - sizes) if enc else None)
@@ -284,7 +291,8 @@ def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
     nb = n_rows * n_cols
     cls = int(chroma)
     # Work in zigzag order; column 64 is a constant zero for out-of-block neighbours.
-    qz = np.zeros((nb, 65), np.int64)
+    # int32/int16 keep decoding memory near 9 bytes per pixel.
+    qz = np.zeros((nb, 65), np.int32)
     if enc:
         qz[:, :64] = coefs[:, ZIGZAG]
     nz = qz[:, :64] != 0
@@ -328,20 +336,20 @@ def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
         rem = _escape(sink, (mag[esc] - ESC) if enc else None, len(esc))
         if not enc:
             mag = sym.copy()
-            mag[esc] = np.minimum(ESC + rem, 1 << 15)
+            mag[esc] = np.minimum(ESC + rem, MAX_MAGNITUDE)
         nzi = np.nonzero(mag)[0]
         sink.stage = "sign"
         neg = _signs(sink, d[nzi] if enc else None, len(nzi))
         if not enc:
             d = mag.copy()
             d[nzi[neg == 1]] *= -1
-            qz[b, 0] = np.clip(pred + d, -32767, 32767)
+            qz[b, 0] = np.clip(pred + d, -MAX_MAGNITUDE, MAX_MAGNITUDE)
         dmag[b] = mag
 
     # Pass B: AC magnitudes, one zigzag position at a time.
-    absz = np.zeros((nb, 65), np.int64)          # magnitudes decoded so far
+    absz = np.zeros((nb, 65), np.int32)          # magnitudes decoded so far
     absz[:, 0] = np.abs(qz[:, 0])
-    capped = np.minimum(absz, ESC)                # what contexts see
+    capped = np.minimum(absz, ESC).astype(np.int16)   # what contexts see
     rr, cc = np.divmod(np.arange(nb), n_cols)
     eob_t = np.where(rr > 0, eob[np.maximum(np.arange(nb) - n_cols, 0)], 0)
     eob_l = np.where(cc > 0, eob[np.maximum(np.arange(nb) - 1, 0)], 0)
@@ -371,7 +379,7 @@ def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
         eb, ek, el = np.concatenate(esc_b), np.concatenate(esc_k), np.concatenate(esc_last)
         sink.stage = "escape"
         rem = _escape(sink, (np.abs(qz[eb, ek]) - ESC - el) if enc else None, len(eb))
-        absz[eb, ek] = np.minimum(ESC + el + rem, 32767)
+        absz[eb, ek] = np.minimum(ESC + el + rem, MAX_MAGNITUDE)
     absz[:, 0] = 0
     nzb, nzk = np.nonzero(absz[:, :64])
     sink.stage = "sign"
@@ -407,7 +415,7 @@ def code_blocks(sink: _Sink, coefs: np.ndarray | None, rows: np.ndarray, table: 
     rem = _escape(sink, (mag[esc] - ESC) if enc else None, len(esc))
     if not enc:
         mag = sym.copy()
-        mag[esc] = np.minimum(ESC + rem, 32767)
+        mag[esc] = np.minimum(ESC + rem, MAX_MAGNITUDE)
     nzi = np.nonzero(mag)[0]
     sink.stage = "sign"
     neg = _signs(sink, coefs.reshape(-1)[nzi].astype(np.int64) if enc else None, len(nzi))

@@ -196,10 +196,6 @@ def test_input_array_not_modified(textured_rgb):
 
 # ------------------------------------------------------------ accepted inputs
 
-def _no_conversion_warning():
-    return warnings.catch_warnings()
-
-
 def test_pil_gray_and_rgb(textured_gray, textured_rgb):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConversionWarning)
