@@ -218,12 +218,15 @@ def write_table(path: Path, meta: dict, curves: dict, bd: dict) -> None:
                f"{min(bpps):.3f}–{max(bpps):.3f}" if bpps else "n/a",
                f"{min(ps):.2f}–{max(ps):.2f}" if ps else "n/a"]
 
+        if not valid:
+            notes.append(f"{name}: no complete point (every image must succeed), so no BD numbers")
+
         def cell(ref, key, spec, suffix):
             e = bd.get(name, {}).get(ref, {})
             note = e.get(f"{key}_note", "")
-            if note:
+            if note and valid:
                 notes.append(f"{name} vs {ref} ({key}): {note}")
-            return _fmt(e.get(key), spec, suffix) + (" *" if note else "")
+            return _fmt(e.get(key), spec, suffix) + (" *" if note and valid else "")
 
         for r in refs:
             row.append(cell(r, "bd_rate_psnr", "+.1f", " %"))

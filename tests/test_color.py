@@ -81,13 +81,15 @@ def test_inverse_matches_t871():
 
 
 def test_inverse_clips_to_uint8_range():
-    y = np.array([[0, 255, 0, 255]], np.uint8)
-    cb = np.array([[0, 255, 255, 0]], np.uint8)
-    cr = np.array([[0, 255, 0, 255]], np.uint8)
+    y = np.array([[0, 255]], np.uint8)
+    cb = np.array([[0, 255]], np.uint8)
+    cr = np.array([[0, 255]], np.uint8)
     out = color.ycbcr_to_rgb(y, cb, cr)
     assert out.dtype == np.uint8
-    assert out[0, 1].tolist() == [255, 255 - 1 * 0 if False else out[0, 1, 1], 255]  # R and B saturate
-    assert out[0, 0, 0] == 0 and out[0, 0, 2] == 0
+    # Y=0 with minimal chroma: R and B far below 0, G = 0.344*128 + 0.714*128.
+    assert out[0, 0].tolist() == [0, 135, 0]
+    # Y=255 with maximal chroma: R and B far above 255, G = 255 - 1.058*127.
+    assert out[0, 1, 0] == 255 and out[0, 1, 2] == 255 and out[0, 1, 1] == 121
 
 
 def test_gray_maps_to_neutral_chroma():
@@ -161,18 +163,17 @@ def test_downsample_is_rounded_mean():
 
 @pytest.mark.parametrize("seed", range(5))
 def test_downsample_of_upsample_of_smooth_data_is_close(seed):
-    p = smooth_image(12, 17, 1, seed)
+    p = smooth_image(32, 48, 1, seed)
     back = color.downsample_420(color.upsample_420(p))
     assert back.shape == p.shape
     assert np.abs(back.astype(int) - p).max() <= 2
-    assert np.abs(back.astype(int) - p).mean() < 0.75
+    assert np.abs(back.astype(int) - p).mean() < 0.3
 
 
 def test_upsample_preserves_linear_ramps_in_the_interior():
     ramp = (np.arange(16, dtype=np.uint8) * 8)[None, :].repeat(4, axis=0)   # 0, 8, ..., 120
     up = color.upsample_420(ramp)[:, 1:-1].astype(int)
-    # Interior samples interpolate linearly: steps alternate 2 and 6 (quarter
-    # and three-quarter positions) and never overshoot.
+    # A monotone ramp stays monotone and never overshoots.
     d = np.diff(up[0])
     assert (d >= 0).all()
     assert up.min() >= 0 and up.max() <= 120

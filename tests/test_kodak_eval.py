@@ -138,3 +138,31 @@ def test_cache_round_trip(tmp_path):
     bc = Task(codecs.BlockCodec("planar"), 50, ImageRef("img", "unused", "abc"))
     cache.put(bc, "v1", {"image": "img"})
     assert cache.get(bc, "v1") is None
+
+
+def test_blockcodec_import_failure_is_unavailable(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "blockcodec", None)  # makes `import blockcodec` fail
+    with pytest.raises(codecs.CodecUnavailable):
+        codecs.BlockCodec("planar").check()
+
+
+def test_cli_end_to_end_on_tiny_images(tmp_path):
+    from PIL import Image
+    from kodak_eval.__main__ import main
+    kodak = tmp_path / "kodak"
+    kodak.mkdir()
+    for i in range(2):
+        Image.fromarray(_test_image(96, 128, seed=i)).save(kodak / f"kodim{i + 1:02d}.png")
+    out = tmp_path / "out"
+    args = ["--kodak-dir", str(kodak), "--out", str(out), "--codecs", "jpeg,jpeg2000",
+            "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    assert main(args) == 0
+    for f in ("results.json", "results.csv", "rd_psnr.png", "table.md"):
+        assert (out / f).stat().st_size > 0
+    import json
+    blob = json.loads((out / "results.json").read_text())
+    assert blob["bd"]["jpeg"]["jpeg"]["bd_rate_psnr"] == pytest.approx(0.0, abs=1e-9)
+    # second run is served from the cache
+    assert main(args) == 0
+    assert json.loads((out / "results.json").read_text())["meta"]["computed"] == 0
