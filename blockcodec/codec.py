@@ -135,6 +135,7 @@ class Codec:
         sink = entropy.Encoder(self.tables)
         for (h, w), tr, info in zip(geom.plane_shapes, traces, _plane_infos(geom, cfg.quality)):
             entropy.code_plane(sink, tr.coefs, h // 8, w // 8, info.chroma, dc_pred)
+        entropy.code_end(sink)
         payload = sink.finish()
         t3 = time.perf_counter()
 
@@ -147,7 +148,7 @@ class Codec:
         out = _assemble([tr.recon for tr in traces], geom)
         t4 = time.perf_counter()
         bits = dict(sink.stage_bits)
-        bits["container"] = 8 * (len(data) - len(payload))
+        bits["container"] = bits.get("container", 0) + 8 * (len(data) - len(payload))
         del timings["loop"]
         timings.update(entropy=t3 - t2, container=t4 - t3, total=t4 - t0)
         return Result(out, header, traces, data, bits, timings)
@@ -201,8 +202,7 @@ def decode_result(data, tables: entropy.Tables | None = None, keep_trace: bool =
     try:
         for (h, w), info in zip(geom.plane_shapes, infos):
             coefs.append(entropy.code_plane(sink, None, h // 8, w // 8, info.chroma, header.dc_prediction))
-        if not sink.exhausted():
-            raise BlockcodecError("corrupt stream: the payload does not end where its content does")
+        entropy.code_end(sink)
     except BlockcodecError:
         raise
     except Exception as exc:  # constriction reports a malformed payload as a plain error

@@ -25,7 +25,8 @@ def wavefronts(n_rows: int, n_cols: int) -> tuple[tuple[np.ndarray, np.ndarray],
     fronts = []
     for t in range(2 * (n_rows - 1) + n_cols):
         r = np.arange(max(0, (t - n_cols + 2) // 2), min(n_rows - 1, t // 2) + 1, dtype=np.int32)
-        fronts.append((r, (t - 2 * r).astype(np.int32)))
+        if len(r):  # a one-column plane has no blocks on odd wavefronts
+            fronts.append((r, (t - 2 * r).astype(np.int32)))
     return tuple(fronts)
 
 

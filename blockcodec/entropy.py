@@ -53,6 +53,7 @@ ALPHABET = 18          # magnitude symbols 0..16, and 17 = escape
 ESC = ALPHABET - 1
 ESC_LENGTHS = 16       # Exp-Golomb length symbols 0..15
 MAX_MAGNITUDE = 32767  # decoded magnitudes and DC values are clamped to this (corrupt streams only)
+MAX_DC_DIFFERENCE = 2 * MAX_MAGNITUDE + 1   # DC minus its prediction spans twice the int16 range
 # Every block codes an EOB symbol, whose probability never exceeds this bound
 # (checked when tables load), so each block costs at least 1/8 bit: a decoder
 # can refuse a header claiming more blocks than the payload could describe.
@@ -207,9 +208,10 @@ class Decoder(_Sink):
         self.coder = constriction.stream.queue.RangeDecoder(words)
 
     def exhausted(self) -> bool:
-        """True when decoding ended exactly at the end of the payload (a
-        payload that is too short or too long for its content leaves the
-        range decoder in another state)."""
+        """constriction's end-of-stream test (docs/FORMAT.md 4.1): false when
+        data is definitely left over.  It cannot see every mismatch (one extra
+        trailing word, or missing zero words, can pass); the CRC and the
+        payload-size guard cover the rest."""
         return bool(self.coder.maybe_exhausted())
 
     def categorical(self, table, ctx, symbols):
@@ -336,7 +338,7 @@ def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
         rem = _escape(sink, (mag[esc] - ESC) if enc else None, len(esc))
         if not enc:
             mag = sym.copy()
-            mag[esc] = np.minimum(ESC + rem, MAX_MAGNITUDE)
+            mag[esc] = np.minimum(ESC + rem, MAX_DC_DIFFERENCE)
         nzi = np.nonzero(mag)[0]
         sink.stage = "sign"
         neg = _signs(sink, d[nzi] if enc else None, len(nzi))
@@ -391,6 +393,25 @@ def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
     out = np.empty((nb, 64), np.int16)
     out[:, ZIGZAG] = qz[:, :64]
     return out
+
+
+END_SENTINEL = (0xB10C, 0xC0DE)
+_HALFWORD = constriction.stream.model.Uniform(1 << 16)
+
+
+def code_end(sink: _Sink) -> None:
+    """Two fixed 16-bit symbols after the last plane.  A decoder that runs out
+    of payload reads zeros, so a truncated payload fails here (2^-32 chance of
+    passing), where constriction's own end-of-stream test is only a 'maybe'."""
+    sink.stage = "container"
+    expected = np.array(END_SENTINEL, np.int64)
+    if isinstance(sink, Encoder):
+        sink.coder.encode(expected.astype(np.int32), _HALFWORD)
+        sink.stage_bits["container"] = sink.stage_bits.get("container", 0) + 32
+    elif isinstance(sink, Decoder):
+        got = sink.coder.decode(_HALFWORD, 2)
+        if not (got == expected).all() or not sink.exhausted():
+            raise BlockcodecError("corrupt stream: the payload does not end where its content does")
 
 
 def code_blocks(sink: _Sink, coefs: np.ndarray | None, rows: np.ndarray, table: str,

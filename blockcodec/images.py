@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 
+from .bitstream import check_dimensions
 from .errors import BlockcodecError
 
 
@@ -25,9 +26,12 @@ def _from_pil(img) -> np.ndarray:
         return np.asarray(img)
     if mode == "1":
         return np.asarray(img.convert("L"))
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
+    if mode in ("LA", "La"):
         warnings.warn(f"{mode} image: the alpha channel is dropped", ConversionWarning, stacklevel=3)
-        return np.asarray(img.convert("L" if mode in ("LA", "La") else "RGB"))
+        return np.asarray(img.getchannel("L"))
+    if mode in ("RGBA", "PA", "RGBa") or (mode == "P" and "transparency" in img.info):
+        warnings.warn(f"{mode} image: the alpha channel is dropped", ConversionWarning, stacklevel=3)
+        return np.asarray(img.convert("RGBA").convert("RGB") if mode == "RGBa" else img.convert("RGB"))
     if mode == "P":
         return np.asarray(img.convert("RGB"))
     if mode.startswith("I;16") or mode == "I":
@@ -79,4 +83,5 @@ def as_image_array(image) -> np.ndarray:
         raise BlockcodecError(f"unsupported image shape {a.shape} (expected HxW or HxWx3)")
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise BlockcodecError(f"empty image ({a.shape[1]}x{a.shape[0]})")
+    check_dimensions(a.shape[1], a.shape[0])  # before copying anything
     return np.ascontiguousarray(a)

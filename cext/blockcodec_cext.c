@@ -147,6 +147,17 @@ static int get_arg(PyObject *obj, Arg *arg, const char *name, char format,
     return 0;
 }
 
+static int check_steps(const uint16_t *qt)
+{
+    for (int k = 0; k < 64; k++) {
+        if (qt[k] == 0) {
+            PyErr_SetString(PyExc_ValueError, "qtable: steps must be >= 1");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void release(Arg *args, int n)
 {
     for (int i = 0; i < n; i++)
@@ -180,8 +191,8 @@ static PyObject *py_fdct_quantize(PyObject *self, PyObject *args)
     const int16_t *res = a[0].view.buf;
     const uint16_t *qt = a[1].view.buf, *rnd = a[2].view.buf;
     int16_t *out = a[3].view.buf;
+    if (check_steps(qt)) goto fail;
     for (int k = 0; k < 64; k++) {
-        if (qt[k] == 0) { PyErr_SetString(PyExc_ValueError, "qtable: steps must be >= 1"); goto fail; }
         if (rnd[k] > 256) { PyErr_SetString(PyExc_ValueError, "rounding: offsets must be <= 256"); goto fail; }
     }
     for (Py_ssize_t i = 0; i < total; i++) {
@@ -232,6 +243,7 @@ static PyObject *py_reconstruct(PyObject *self, PyObject *args)
     const uint16_t *qt = a[1].view.buf;
     const uint8_t *pred = a[2].view.buf;
     uint8_t *out = a[3].view.buf;
+    if (check_steps(qt)) goto fail;
     Py_BEGIN_ALLOW_THREADS
     int32_t deq[64], res[64];
     for (Py_ssize_t b = 0; b < total / 64; b++) {
@@ -276,6 +288,7 @@ static PyObject *py_dequant_idct(PyObject *self, PyObject *args)
     const int16_t *coef = a[0].view.buf;
     const uint16_t *qt = a[1].view.buf;
     int32_t *out = a[2].view.buf;
+    if (check_steps(qt)) goto fail;
     int32_t deq[64];
     for (Py_ssize_t b = 0; b < total / 64; b++) {
         for (int k = 0; k < 64; k++) deq[k] = dequantize(coef[b * 64 + k], qt[k]);
@@ -297,6 +310,10 @@ static int check_plane_blocks(Arg *plane, Arg *rows, Arg *cols, Py_ssize_t width
 {
     if (width <= 0 || height <= 0 || width % 8 || height % 8) {
         PyErr_SetString(PyExc_ValueError, "plane: width and height must be positive multiples of 8");
+        return -1;
+    }
+    if (width > PY_SSIZE_T_MAX / height) {
+        PyErr_SetString(PyExc_ValueError, "plane: width * height overflows");
         return -1;
     }
     if (elements(plane) != width * height) {

@@ -471,9 +471,6 @@ def test_rounding_over_256_refused():
         call("fdct_quantize", rounding=rnd)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (minor validation gap): reconstruct() and dequant_idct() accept a qtable with zero "
-    "steps (fdct_quantize refuses it; a zero step silently drops the coefficient)"))
 @pytest.mark.parametrize("name", ["reconstruct", "dequant_idct"])
 def test_qtable_zero_refused_by_dequantizer(name):
     qt = np.ones(64, np.uint16)
@@ -500,10 +497,6 @@ def test_multidimensional_contiguous_arrays_accepted():
     _cext.fdct_quantize(res, ONES.reshape(8, 8), HALF, out)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: check_plane_blocks computes width * height in Py_ssize_t without an overflow check; "
-    "width=2**61+8, height=8 wraps to 64, so a 64-byte plane passes validation and "
-    "gather_blocks/scatter_blocks/gather_contexts read/write out of bounds (segfault)"))
 @pytest.mark.parametrize("name", ["gather_blocks", "scatter_blocks", "gather_contexts"])
 def test_overflowing_plane_geometry_refused_without_crash(name):
     script = textwrap.dedent(f"""

@@ -73,8 +73,8 @@ def test_roundtrip_all_zero(grid, dc_prediction):
 @pytest.mark.parametrize("chroma", [False, True])
 def test_roundtrip_large_magnitudes(chroma, dc_prediction):
     """Escapes up to the int16 limit: AC anywhere in -32767..32767; DC too
-    without DC prediction, and within +-16383 with it (so that the DC
-    difference stays within 32767, see the xfail test below)."""
+    without DC prediction, and within +-16383 with it (the full-range DC
+    difference has its own test below)."""
     rng = np.random.default_rng(11)
     n_rows, n_cols = 4, 5
     coefs = rng.integers(-32767, 32768, (n_rows * n_cols, 64)).astype(np.int16)
@@ -97,11 +97,6 @@ def test_roundtrip_single_coefficient(position, value):
     np.testing.assert_array_equal(out, coefs)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: with DC prediction the decoder clamps the decoded |DC - prediction| to 32768 "
-    "(entropy.code_plane: mag[esc] = min(ESC + rem, 1 << 15)), but the difference of two "
-    "int16 DC values can reach 65534; e.g. DCs [-20000, 20000] in a 1x2 grid decode as "
-    "[-20000, 12768].  Unreachable from images today (|DC| <= 2040 at quantizer step 1)"))
 def test_roundtrip_full_range_dc_with_dc_prediction():
     coefs = np.zeros((2, 64), np.int16)
     coefs[:, 0] = [-20000, 20000]

@@ -250,10 +250,6 @@ def test_wavefronts_cover_every_block_once_after_its_neighbours(n_rows, n_cols):
                 assert when[nb] < t, ((r, c), nb)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (minor): engine.wavefronts() yields empty wavefronts when n_cols == 1 (odd t has no "
-    "block), so code_plane calls Predictor.predict with a batch of 0 contexts for every "
-    "single-column plane (images <= 8 px wide; <= 16 px wide in 4:2:0 chroma)"))
 @pytest.mark.parametrize("n_rows", [2, 5])
 def test_predictor_never_sees_an_empty_batch(n_rows):
     assert all(len(r) > 0 for r, _ in engine.wavefronts(n_rows, 1))

@@ -273,11 +273,6 @@ def test_pil_modes_with_alpha_warn(mode, channels, textured_rgb):
     assert out.shape == textured_rgb.shape[:2] + ((3,) if channels == 3 else ())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: images._from_pil lists PIL mode 'La' as handled but converts it with "
-    "img.convert('L'), which Pillow does not support; encode() raises Pillow's plain "
-    "ValueError ('conversion from La to L not supported') instead of dropping alpha "
-    "(or raising BlockcodecError)"))
 def test_pil_la_premultiplied_warns_and_drops_alpha(textured_gray):
     img = Image.fromarray(textured_gray, "L").convert("LA").convert("La")
     with pytest.warns(ConversionWarning, match="alpha"):
