@@ -279,6 +279,31 @@ def _signs(sink: _Sink, values: np.ndarray | None, n: int) -> np.ndarray:
     return sink.bits(None if values is None else (values < 0).astype(np.int64), n)
 
 
+def _signed_values(sink: _Sink, table: str, ctx: np.ndarray, values: np.ndarray | None,
+                   cap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Code signed integers: magnitudes with ``table`` rows ``ctx`` (escaping
+    past ESC), then the signs of the nonzero ones.  Returns (values, magnitudes);
+    decoded magnitudes are clamped to ``cap``."""
+    enc = values is not None
+    mag = np.abs(values) if enc else None
+    sink.stage = table
+    sym = sink.categorical(table, ctx, np.minimum(mag, ESC) if enc else None)
+    esc = np.nonzero(sym == ESC)[0]
+    sink.stage = "escape"
+    rem = _escape(sink, (mag[esc] - ESC) if enc else None, len(esc))
+    if not enc:
+        mag = sym.copy()
+        mag[esc] = np.minimum(ESC + rem, cap)
+    nzi = np.nonzero(mag)[0]
+    sink.stage = "sign"
+    neg = _signs(sink, values[nzi] if enc else None, len(nzi))
+    if enc:
+        return values, mag
+    out = mag.copy()
+    out[nzi[neg == 1]] *= -1
+    return out, mag
+
+
 def _med(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """LOCO-I median edge detector: left a, top b, top-left c."""
     mx, mn = np.maximum(a, b), np.minimum(a, b)
@@ -329,22 +354,8 @@ def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
         d_avg = (np.where(hl, dmag[bl], 0) + np.where(ht, dmag[bt], 0)) // np.maximum(n_dnb, 1)
         ctx = np.where(n_dnb == 0, 8, _DC_BUCKET[np.minimum(d_avg, 64)])
         ctx = (ctx * 2 + (eob[b] == 1)) + cls * N_DC_CTX
-        d = qz[b, 0] - pred if enc else None
-        mag = np.abs(d) if enc else None
-        sink.stage = "dc"
-        sym = sink.categorical("dc", ctx, np.minimum(mag, ESC) if enc else None)
-        esc = np.nonzero(sym == ESC)[0]
-        sink.stage = "escape"
-        rem = _escape(sink, (mag[esc] - ESC) if enc else None, len(esc))
+        d, mag = _signed_values(sink, "dc", ctx, (qz[b, 0] - pred) if enc else None, MAX_DC_DIFFERENCE)
         if not enc:
-            mag = sym.copy()
-            mag[esc] = np.minimum(ESC + rem, MAX_DC_DIFFERENCE)
-        nzi = np.nonzero(mag)[0]
-        sink.stage = "sign"
-        neg = _signs(sink, d[nzi] if enc else None, len(nzi))
-        if not enc:
-            d = mag.copy()
-            d[nzi[neg == 1]] *= -1
             qz[b, 0] = np.clip(pred + d, -MAX_MAGNITUDE, MAX_MAGNITUDE)
         dmag[b] = mag
 
@@ -428,20 +439,6 @@ def code_blocks(sink: _Sink, coefs: np.ndarray | None, rows: np.ndarray, table: 
     enc = coefs is not None
     n = len(coefs) if enc else int(n_blocks)
     rows = np.asarray(rows, dtype=np.int64).reshape(n * 64)
-    mag = np.abs(coefs.astype(np.int64)).reshape(-1) if enc else None
-    sink.stage = "blocks"
-    sym = sink.categorical(table, rows, np.minimum(mag, ESC) if enc else None)
-    esc = np.nonzero(sym == ESC)[0]
-    sink.stage = "escape"
-    rem = _escape(sink, (mag[esc] - ESC) if enc else None, len(esc))
-    if not enc:
-        mag = sym.copy()
-        mag[esc] = np.minimum(ESC + rem, MAX_MAGNITUDE)
-    nzi = np.nonzero(mag)[0]
-    sink.stage = "sign"
-    neg = _signs(sink, coefs.reshape(-1)[nzi].astype(np.int64) if enc else None, len(nzi))
-    if enc:
-        return coefs
-    out = mag.copy()
-    out[nzi[neg == 1]] *= -1
-    return out.astype(np.int16).reshape(n, 64)
+    values = coefs.astype(np.int64).reshape(-1) if enc else None
+    out, _ = _signed_values(sink, table, rows, values, MAX_MAGNITUDE)
+    return coefs if enc else out.astype(np.int16).reshape(n, 64)
