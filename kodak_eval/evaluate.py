@@ -135,6 +135,22 @@ class ResultCache:
         os.replace(tmp, path)
 
 
+class _NoBar:
+    """Stands in for tqdm when it is not installed."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def set_postfix_str(self, *args, **kwargs):
+        pass
+
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
 def run_tasks(tasks: list[Task], versions: dict[str, str], cache: ResultCache,
               jobs: int = 1, progress: bool = True) -> list[dict]:
     """Measure every task (cache first); returns records aligned with tasks.
@@ -142,7 +158,10 @@ def run_tasks(tasks: list[Task], versions: dict[str, str], cache: ResultCache,
     Each record gets 'cached': True/False. Timings of cached records are those of
     the run that computed them.
     """
-    from tqdm import tqdm
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm is an optional extra: run without a progress bar
+        tqdm = _NoBar
 
     results: list[dict | None] = [None] * len(tasks)
     todo = []
