@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import predictors
 from .codec import Codec, CodecConfig, Result, decode_result
 from .errors import BlockcodecError
 from .images import ConversionWarning
@@ -20,9 +21,11 @@ from .quantization import Rounding
 __version__ = "0.1.0"
 
 
-def encode(image, quality: int = 75, *, subsampling: str = "420", predictor: str = "planar",
+def encode(image, quality: int = 75, *, subsampling: str = "420", predictor: str = predictors.DEFAULT,
            dc_prediction: bool | None = None) -> bytes:
-    """Compress a uint8 image (numpy H x W or H x W x 3, or a PIL image) to bytes."""
+    """Compress a uint8 image (numpy H x W or H x W x 3, or a PIL image) to bytes.
+    ``predictor`` is a name from ``blockcodec.predictors.REGISTRY`` (default: the
+    shipped BlockCNN)."""
     cfg = CodecConfig(quality=quality, subsampling=subsampling, predictor=predictor,
                       dc_prediction=dc_prediction)
     return Codec(cfg).encode(image, keep_trace=False).data

@@ -538,8 +538,46 @@ def cmd_info(args) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- train
+TRAIN_EPILOG = """\
+examples:
+  blockcodec train predictor --minutes 45 --output blockcnn.npz
+  blockcodec train predictor --resume              continue runs/predictor/checkpoint.pt
+  torchrun --nproc_per_node 2 -m blockcodec train predictor --steps 20000
+                                                   data-parallel (DDP, gloo)
+
+Training reads ../shared/data/train only (every 10th image held out for
+validation), logs to WORKDIR/log.jsonl and checkpoints every 5 minutes.
+"""
+
+
+def add_train_parser(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train a shipped network (the BlockCNN predictor)",
+        description="Train one of blockcodec's networks.", epilog=TRAIN_EPILOG, formatter_class=_FORMATTER)
+    what = p.add_subparsers(dest="model", metavar="MODEL", title="models", required=True)
+    pp = what.add_parser(
+        "predictor", help="the BlockCNN block predictor, closed loop on the codec's reconstructions",
+        description="Closed-loop training of the BlockCNN predictor (luma and chroma networks), "
+                    "float with batch norm, then quantization-aware; exports integer weights.",
+        formatter_class=_FORMATTER)
+    from .train.config import add_arguments   # no torch: it loads only when training runs
+    add_arguments(pp)
+    pp.set_defaults(func=cmd_train_predictor)
+
+
+def cmd_train_predictor(args) -> int:
+    from .train import predictor as train_predictor
+    try:
+        out = train_predictor.run(args)
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from None
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
 # --------------------------------------------------------------------------- top level
-SUBCOMMANDS = [add_encode_parser, add_decode_parser, add_info_parser]
+SUBCOMMANDS = [add_encode_parser, add_decode_parser, add_info_parser, add_train_parser]
 
 MAIN_EPILOG = """\
 examples:
@@ -547,6 +585,7 @@ examples:
   blockcodec encode photo.png -o photo.bkc --target-bpp 0.5
   blockcodec decode photo.bkc -o photo.png           decompress to PNG
   blockcodec info photo.bkc                          show the stream's header
+  blockcodec train predictor --minutes 45            train the BlockCNN predictor
   blockcodec encode --help                           options of one command
 
 Files are written atomically; an existing output is only replaced with

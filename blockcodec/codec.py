@@ -14,7 +14,7 @@ import numpy as np
 
 from . import bitstream, color, entropy, predictors, quantization
 from .bitstream import GRAY, YCBCR420, YCBCR444, Header
-from .engine import PlaneTrace, Timings, code_plane
+from .engine import PlaneTrace, Timings, code_plane, pad_guide
 from .errors import BlockcodecError
 from .images import as_image_array
 from .predictors import PlaneInfo
@@ -82,6 +82,15 @@ def _plane_infos(geom: Geometry, quality: int) -> list[PlaneInfo]:
     return [PlaneInfo(i, i > 0, quality, quantization.qtable(quality, i > 0)) for i in range(n)]
 
 
+def _guides(geom: Geometry, recon: list[np.ndarray], predictor) -> list[np.ndarray] | None:
+    """Decoded planes a chroma plane may read (cross-component prediction):
+    the luma brought to chroma resolution (2x2 mean for 4:2:0), then Cb."""
+    if not predictor.guides or not recon or geom.mode == GRAY:
+        return None
+    luma = color.downsample_420(recon[0]) if geom.mode == YCBCR420 else recon[0]
+    return [pad_guide(p) for p in [luma] + recon[1:]]
+
+
 def _assemble(planes: list[np.ndarray], geom: Geometry) -> np.ndarray:
     if geom.mode == GRAY:
         return np.ascontiguousarray(planes[0][: geom.height, : geom.width])
@@ -118,7 +127,8 @@ class Codec:
         loop = Timings()
         rounding = cfg.rounding.table()
         for src, info in zip(sources, _plane_infos(geom, cfg.quality)):
-            tr = code_plane(src, None, src.shape, predictor, info, rounding, keep_trace)
+            tr = code_plane(src, None, src.shape, predictor, info, rounding, keep_trace,
+                            _guides(geom, [t.recon for t in traces], predictor))
             loop.add(tr.timings)
             traces.append(tr)
         t2 = time.perf_counter()
@@ -210,7 +220,8 @@ def decode_result(data, tables: entropy.Tables | None = None, keep_trace: bool =
     t2 = time.perf_counter()
     traces, loop = [], Timings()
     for (h, w), info, q in zip(geom.plane_shapes, infos, coefs):
-        tr = code_plane(None, q, (h, w), predictor, info, None, keep_trace)
+        tr = code_plane(None, q, (h, w), predictor, info, None, keep_trace,
+                        _guides(geom, [t.recon for t in traces], predictor))
         loop.add(tr.timings)
         traces.append(tr)
     t3 = time.perf_counter()

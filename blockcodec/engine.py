@@ -36,6 +36,20 @@ def _all_blocks(n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
     return r.astype(np.int32), c.astype(np.int32)
 
 
+def pad_guide(plane: np.ndarray) -> np.ndarray:
+    """A fully decoded plane padded by one block of FILL on every side, ready
+    for ``guide_windows``."""
+    return np.pad(plane, 8, constant_values=FILL)
+
+
+def guide_windows(padded: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """uint8 [n, 24, 24]: the 3x3-block windows of a padded guide plane centred
+    on blocks (rows, cols).  Unlike contexts nothing is masked: a guide plane
+    is decoded completely before the plane it guides."""
+    view = np.lib.stride_tricks.sliding_window_view(padded, (24, 24))
+    return view[rows * 8, cols * 8]
+
+
 @dataclass
 class Timings:
     """Seconds spent per stage, accumulated over planes."""
@@ -75,13 +89,16 @@ def code_plane(
     info: PlaneInfo,
     rounding: np.ndarray | None = None,
     keep_trace: bool = False,
+    guides: list[np.ndarray] | None = None,
 ) -> PlaneTrace:
     """Run the coding loop over one padded plane.
 
     Encoding: pass the source ``plane`` (uint8, dimensions multiples of 8) and
     ``rounding``; the quantized coefficients are computed.  Decoding: pass
     ``coefs`` (int16 [n_blocks, 64]).  Either way the reconstruction is
-    returned, identical in both directions.
+    returned, identical in both directions.  ``guides`` are already decoded
+    planes at this plane's resolution, padded with ``pad_guide``, for
+    predictors that read them.
     """
     height, width = shape
     n_rows, n_cols = height // 8, width // 8
@@ -104,8 +121,11 @@ def code_plane(
         else:  # the predictor ignores contexts; hand it defined values anyway
             ctx = np.full((n, 24, 24), FILL, np.uint8)
             avail = np.zeros((n, 4), np.uint8)
+        win = None
+        if guides and predictor.guides:
+            win = np.stack([guide_windows(g, rows, cols) for g in guides], 1)
         t1 = time.perf_counter()
-        pred = np.ascontiguousarray(predictor.predict(ctx, avail, info), dtype=np.uint8).reshape(n, 64)
+        pred = np.ascontiguousarray(predictor.predict(ctx, avail, info, win), dtype=np.uint8).reshape(n, 64)
         t2 = time.perf_counter()
         if encoding:
             src = np.empty((n, 64), np.uint8)

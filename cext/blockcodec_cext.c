@@ -447,6 +447,135 @@ fail:
     return NULL;
 }
 
+/* ------------------------------------------------------------ network glue */
+
+/* Largest accumulator magnitude a float32 convolution represents exactly. */
+#define ACC_LIMIT 16777216.0f
+#define MAX_SHIFT 40
+
+#define TILE 1024                       /* elements per vectorized run */
+#define ROUNDER 6755399441055744.0      /* 1.5 * 2^52: (x + R) - R rounds x to an integer */
+
+/* The requantization of a run of channels-last values whose per-element
+ * parameters are given (tiled by the caller).  The rule is integer
+ * (docs/FORMAT.md); it is evaluated in double precision because that is
+ * exact here and vectorizes: (acc + bias) * mult and skip * skip_mult are
+ * integers below 2^41 scaled by a power of two, so every product and sum is
+ * exact, and so is the floor (round-to-integer via ROUNDER, then correct
+ * down).  Returns nonzero when an accumulator is not an exact integer below
+ * 2^24 - the exactness guarantee, checked rather than assumed: an inexact
+ * (e.g. Winograd) convolution would show up as a fraction.  Branch-free; an
+ * AVX2 clone is selected at load time where the CPU has it (same results). */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static int requant_run(const float *restrict acc, const float *restrict skip,
+                       const double *restrict bias, const double *restrict m,
+                       const double *restrict sm, double slope, double lo, double hi,
+                       double offset, Py_ssize_t len, float *restrict out)
+{
+    int bad = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        double f = acc[i];
+        /* double, not int: keeps every lane the same width so the loop vectorizes */
+        double in_range = __builtin_fabs(f) < (double)ACC_LIMIT;   /* false for NaN */
+        double fc = in_range ? f : 0.0;
+        bad |= !in_range | (((fc + ROUNDER) - ROUNDER) != fc);
+        double t = (fc + bias[i]) * m[i] + (double)skip[i] * sm[i];
+        double tn = t * slope;
+        t = t < tn ? tn : t;                  /* leaky ReLU; slope 1 when off */
+        t = t + 0.5;
+        t = t < lo ? lo : t;                  /* clamp before floor: same result */
+        t = t > hi ? hi : t;
+        double r = (t + ROUNDER) - ROUNDER;   /* nearest integer ... */
+        r = r > t ? r - 1.0 : r;              /* ... then floor */
+        out[i] = (float)(r + offset);
+    }
+    return bad;
+}
+
+PyDoc_STRVAR(requantize_doc,
+"requantize(acc, channels, hw, bias, mult, shift, skip, skip_mult, relu, offset, lo, hi, out)\n\n"
+"One BlockCNN requantization step (docs/FORMAT.md, section BlockCNN).  acc is a\n"
+"channels-last float32 convolution output [n, channels] (hw must be 1) that must hold exact integers below\n"
+"2^24 in magnitude; per channel c: v = (acc + bias[c]) * mult[c] + skip * skip_mult[c],\n"
+"y = floor(v / 2^shift + 1/2), or floor(v / 2^(shift+3) + 1/2) when relu and v < 0;\n"
+"out = clamp(y + offset, lo, hi) as float32.  skip and skip_mult may be None.");
+
+static PyObject *py_requantize(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *o_acc, *o_b, *o_m, *o_skip, *o_sm, *o_out;
+    Py_ssize_t channels, hw;
+    int shift, relu, offset, lo, hi;
+    if (!PyArg_ParseTuple(args, "OnnOOiOOpiiiO", &o_acc, &channels, &hw, &o_b, &o_m, &shift,
+                          &o_skip, &o_sm, &relu, &offset, &lo, &hi, &o_out)) return NULL;
+    Arg a[6];
+    memset(a, 0, sizeof a);
+    if (channels < 1 || channels > TILE || hw != 1) {
+        PyErr_SetString(PyExc_ValueError, "channels out of range (channels-last layout: hw must be 1)"); return NULL;
+    }
+    if (shift < 0 || shift > MAX_SHIFT) { PyErr_SetString(PyExc_ValueError, "shift out of range"); return NULL; }
+    if (lo > hi || lo < -32768 || hi > 32767 || offset < -32768 || offset > 32767) {
+        PyErr_SetString(PyExc_ValueError, "offset/lo/hi out of range"); return NULL;
+    }
+    int has_skip = o_skip != Py_None;
+    if (has_skip == (o_sm == Py_None)) { PyErr_SetString(PyExc_ValueError, "skip and skip_mult go together"); return NULL; }
+    if (get_arg(o_acc, &a[0], "acc", 'f', 4, -1, 0)) goto fail;
+    Py_ssize_t total = elements(&a[0]);
+    if (total % (channels * hw)) { PyErr_SetString(PyExc_ValueError, "acc: length not a multiple of channels * hw"); goto fail; }
+    if (get_arg(o_b, &a[1], "bias", 'i', 4, channels, 0) ||
+        get_arg(o_m, &a[2], "mult", 'i', 4, channels, 0) ||
+        get_arg(o_out, &a[3], "out", 'f', 4, total, 1)) goto fail;
+    if (has_skip && (get_arg(o_skip, &a[4], "skip", 'f', 4, total, 0) ||
+                     get_arg(o_sm, &a[5], "skip_mult", 'i', 4, channels, 0))) goto fail;
+    const float *acc = a[0].view.buf;
+    const int32_t *bias = a[1].view.buf, *mult = a[2].view.buf;
+    const float *skip = has_skip ? a[4].view.buf : NULL;
+    const int32_t *smult = has_skip ? a[5].view.buf : NULL;
+    float *out = a[3].view.buf;
+    /* Per-element parameters for a tile of whole rows, so one flat loop covers
+     * it.  Without a skip, skip_mult is zero and the accumulator stands in. */
+    static const Py_ssize_t tile_cap = TILE;
+    double db[TILE], dm[TILE], dsm[TILE];
+    const double scale = 1.0 / (double)((int64_t)1 << shift);   /* exact: a power of two */
+    for (Py_ssize_t c = 0; c < channels; c++) {
+        if (mult[c] < -32767 || mult[c] > 32767 || bias[c] < -(1 << 24) || bias[c] > (1 << 24) ||
+            (smult && (smult[c] < -32767 || smult[c] > 32767))) {
+            PyErr_SetString(PyExc_ValueError, "bias/mult out of range"); goto fail;
+        }
+    }
+    Py_ssize_t rows_per_tile = tile_cap / channels;
+    Py_ssize_t tile = rows_per_tile * channels;
+    for (Py_ssize_t i = 0; i < tile; i++) {
+        Py_ssize_t c = i % channels;
+        db[i] = bias[c];
+        dm[i] = mult[c] * scale;
+        dsm[i] = smult ? smult[c] * scale : 0.0;
+    }
+    if (has_skip) {   /* skip values must be exact integers in int8 range */
+        for (Py_ssize_t i = 0; i < total; i++)
+            if (!(skip[i] >= -128.0f && skip[i] <= 127.0f) || skip[i] != (float)(int32_t)skip[i]) {
+                PyErr_SetString(PyExc_ValueError, "skip: values must be integers in -128..127"); goto fail;
+            }
+    }
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    const float *sk = has_skip ? skip : acc;
+    for (Py_ssize_t off = 0; off < total; off += tile) {
+        Py_ssize_t len = total - off < tile ? total - off : tile;
+        bad |= requant_run(acc + off, sk + off, db, dm, dsm, relu ? 0.125 : 1.0,
+                           lo - offset, hi - offset, offset, len, out + off);
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) { PyErr_SetString(PyExc_ArithmeticError, "requantize: accumulator is not an exact integer below 2^24"); goto fail; }
+    release(a, 6);
+    Py_RETURN_NONE;
+fail:
+    release(a, 6);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"fdct_quantize", py_fdct_quantize, METH_VARARGS, fdct_quantize_doc},
     {"reconstruct", py_reconstruct, METH_VARARGS, reconstruct_doc},
@@ -454,6 +583,7 @@ static PyMethodDef methods[] = {
     {"gather_blocks", py_gather_blocks, METH_VARARGS, gather_blocks_doc},
     {"scatter_blocks", py_scatter_blocks, METH_VARARGS, scatter_blocks_doc},
     {"gather_contexts", py_gather_contexts, METH_VARARGS, gather_contexts_doc},
+    {"requantize", py_requantize, METH_VARARGS, requantize_doc},
     {NULL, NULL, 0, NULL},
 };
 

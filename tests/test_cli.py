@@ -162,8 +162,9 @@ def test_info_prints_the_header(tmp_path, rgb_png, gray_png, capsys):
     assert fields["dimensions"] == f"{W}x{H}"
     assert fields["colour mode"] == "ycbcr420"
     assert fields["quality"] == "42"
-    assert fields["predictor"] == "planar (id 2)"
-    assert fields["predictor hash"].startswith("00000000") and "matches" in fields["predictor hash"]
+    assert fields["predictor"] == "blockcnn (id 3)"   # the default
+    expected_hash = blockcodec.predictors.get("blockcnn").weights_hash().hex()
+    assert fields["predictor hash"].startswith(expected_hash) and "matches" in fields["predictor hash"]
     assert fields["post-filter"].startswith("none")
     assert fields["payload"] == f"{payload} bytes"
     assert fields["file size"] == f"{len(data)} bytes"

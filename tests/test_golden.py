@@ -23,6 +23,9 @@ VECTORS = {
     "golden_rgb420_q50_planar": ("rgb", 50, "planar", "420"),
     "golden_rgb444_q80_dc": ("rgb", 80, "dc", "444"),
     "golden_gray_q30_none": ("gray", 30, "none", "420"),
+    # BlockCNN: integer network inference, cross-component guides (4:2:0 and 4:4:4).
+    "golden_rgb420_q40_blockcnn": ("rgb", 40, "blockcnn", "420"),
+    "golden_rgb444_q70_blockcnn": ("rgb", 70, "blockcnn", "444"),
 }
 
 

@@ -132,15 +132,20 @@ class OneAtATime(Predictor):
         self.inner = inner
         self.batch_sizes: list[int] = []
 
-    def predict(self, contexts, avail, plane):
+    def predict(self, contexts, avail, plane, guides=None):
         self.batch_sizes.append(len(contexts))
-        out = [np.asarray(self.inner.predict(contexts[i:i + 1], avail[i:i + 1], plane)).reshape(1, 8, 8)
+        out = [np.asarray(self.inner.predict(contexts[i:i + 1], avail[i:i + 1], plane,
+                                             None if guides is None else guides[i:i + 1])).reshape(1, 8, 8)
                for i in range(len(contexts))]
         return np.concatenate(out) if out else np.zeros((0, 8, 8), np.uint8)
 
     @property
     def causal(self):
         return self.inner.causal
+
+    @property
+    def guides(self):
+        return self.inner.guides
 
 
 class MixPredictor(Predictor):
@@ -150,7 +155,7 @@ class MixPredictor(Predictor):
 
     name = "mix"
 
-    def predict(self, contexts, avail, plane):
+    def predict(self, contexts, avail, plane, guides=None):
         c = contexts.astype(np.int32)
         # The five non-causal blocks are masked.
         assert (contexts[:, 8:16, 8:24] == FILL).all()
@@ -164,7 +169,7 @@ class MixPredictor(Predictor):
         return np.clip(mix, 0, 255).astype(np.uint8)
 
 
-def raster_reference(plane, predictor, info, rounding):
+def raster_reference(plane, predictor, info, rounding, guides=None):
     """The coding loop written the slow, obvious way: one block at a time in
     raster order, contexts gathered with numpy from the reconstruction so far."""
     height, width = plane.shape
@@ -182,7 +187,11 @@ def raster_reference(plane, predictor, info, rounding):
                     avail[0, j] = 1
                     ctx[0, (dr + 1) * 8:(dr + 2) * 8, (dc + 1) * 8:(dc + 2) * 8] = \
                         recon[rr * 8:rr * 8 + 8, cc * 8:cc * 8 + 8]
-            pred = np.asarray(predictor.predict(ctx, avail, info), np.uint8).reshape(64)
+            win = None
+            if guides:
+                rc = np.array([r], np.int32), np.array([c], np.int32)
+                win = np.stack([engine.guide_windows(g, *rc) for g in guides], 1)
+            pred = np.asarray(predictor.predict(ctx, avail, info, win), np.uint8).reshape(64)
             src = plane[r * 8:r * 8 + 8, c * 8:c * 8 + 8].reshape(64)
             residual = src.astype(np.int16) - pred
             q = np.empty(64, np.int16)
@@ -209,12 +218,15 @@ def test_wavefront_batching_equals_block_at_a_time(n_rows, n_cols, seed, quality
     info = PlaneInfo(int(chroma), chroma, quality, quantization.qtable(quality, chroma))
     rounding = quantization.Rounding().table()
     shape = plane.shape
+    # Cross-component predictors read a decoded luma plane (any content will do).
+    guides = [engine.pad_guide(KINDS[kind](8 * n_rows, 8 * n_cols, 1, seed + 1))] if chroma else None
 
-    batched = engine.code_plane(plane, None, shape, pred, info, rounding, keep_trace=True)
+    batched = engine.code_plane(plane, None, shape, pred, info, rounding, keep_trace=True, guides=guides)
     single_pred = OneAtATime(pred)
-    single = engine.code_plane(plane, None, shape, single_pred, info, rounding, keep_trace=True)
+    single = engine.code_plane(plane, None, shape, single_pred, info, rounding, keep_trace=True, guides=guides)
     assert set(single_pred.batch_sizes) - {0} <= {n_rows * n_cols} | set(range(1, n_rows + 1))
-    ref_recon, ref_coefs, ref_preds = raster_reference(plane, pred, info, rounding)
+    ref_recon, ref_coefs, ref_preds = raster_reference(plane, pred, info, rounding,
+                                                       guides if pred.guides else None)
 
     for tr in (batched, single):
         np.testing.assert_array_equal(tr.coefs, ref_coefs)
@@ -225,7 +237,7 @@ def test_wavefront_batching_equals_block_at_a_time(n_rows, n_cols, seed, quality
 
     # Decoding with either batching gives the encoder's reconstruction.
     for p in (pred, OneAtATime(pred)):
-        dec = engine.code_plane(None, batched.coefs, shape, p, info, None, keep_trace=True)
+        dec = engine.code_plane(None, batched.coefs, shape, p, info, None, keep_trace=True, guides=guides)
         np.testing.assert_array_equal(dec.recon, ref_recon)
         np.testing.assert_array_equal(dec.prediction, ref_preds)
 

@@ -257,7 +257,7 @@ def test_wrong_tables_hash():
     assert "01020304" in str(exc.value)
 
 
-@pytest.mark.parametrize("pid", [3, 17, 255])
+@pytest.mark.parametrize("pid", [4, 17, 255])
 def test_unknown_predictor_id(pid):
     data = blockcodec.encode(textured_image(9, 13, 1, seed=1))
     with pytest.raises(BlockcodecError, match=f"predictor id {pid}"):

@@ -10,13 +10,21 @@ from ..errors import BlockcodecError
 from .base import CONTEXT, FILL, PlaneInfo, Predictor
 from .classical import DCPredictor, NonePredictor, PlanarPredictor
 
+
+def _blockcnn() -> Predictor:
+    from .. import zoo
+    from .blockcnn import BlockCNNPredictor   # imports torch: only when asked for
+    return BlockCNNPredictor(zoo.path("blockcnn"), "blockcnn")
+
+
 # name -> (bitstream id, factory)
 REGISTRY: dict[str, tuple[int, Callable[[], Predictor]]] = {
     "none": (0, NonePredictor),
     "dc": (1, DCPredictor),
     "planar": (2, PlanarPredictor),
+    "blockcnn": (3, _blockcnn),   # weights: blockcodec/zoo.py
 }
-DEFAULT = "planar"
+DEFAULT = "blockcnn"
 
 _instances: dict[str, Predictor] = {}
 

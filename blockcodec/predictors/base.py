@@ -30,7 +30,9 @@ class Predictor(ABC):
     ``predict`` receives a batch of blocks that do not depend on each other (one
     wavefront): ``contexts`` uint8[n, 24, 24] holds the decoded top-left, top,
     top-right and left blocks around each block, everything else set to FILL;
-    ``avail`` uint8[n, 4] says which of those four neighbours exist.  It returns
+    ``avail`` uint8[n, 4] says which of those four neighbours exist; ``guides``
+    (only for predictors whose ``guides`` property is true) holds co-located
+    windows of previously decoded planes.  It returns
     uint8[n, 8, 8].  The result must be a deterministic function of the inputs,
     independent of batch size, thread count and machine: the decoder calls it
     with the same inputs and must get the same bits.
@@ -40,13 +42,22 @@ class Predictor(ABC):
     name: str = ""
 
     @abstractmethod
-    def predict(self, contexts: np.ndarray, avail: np.ndarray, plane: PlaneInfo) -> np.ndarray:
+    def predict(self, contexts: np.ndarray, avail: np.ndarray, plane: PlaneInfo,
+                guides: np.ndarray | None = None) -> np.ndarray:
         ...
 
     def weights_hash(self) -> bytes:
         """4-byte hash of the predictor's parameters (zeros for classical ones);
         the bitstream records it so a decoder with other weights refuses."""
         return bytes(4)
+
+    @property
+    def guides(self) -> bool:
+        """True for predictors that read co-located, already decoded planes
+        (cross-component prediction): the engine then passes ``guides``
+        uint8[n, g, 24, 24], the unmasked 3x3-block windows around each block
+        of the decoded luma (at this plane's resolution) and, for Cr, of Cb."""
+        return False
 
     @property
     def causal(self) -> bool:

@@ -11,7 +11,7 @@ class NonePredictor(Predictor):
 
     name = "none"
 
-    def predict(self, contexts, avail, plane):
+    def predict(self, contexts, avail, plane, guides=None):
         return np.full((len(contexts), 8, 8), FILL, dtype=np.uint8)
 
     @property
@@ -47,7 +47,7 @@ class DCPredictor(Predictor):
 
     name = "dc"
 
-    def predict(self, contexts, avail, plane):
+    def predict(self, contexts, avail, plane, guides=None):
         top, left = boundary(contexts, avail)
         dc = (top[:, :8].sum(1) + left.sum(1) + 8) >> 4
         return np.broadcast_to(dc[:, None, None], (len(dc), 8, 8)).astype(np.uint8)
@@ -65,7 +65,7 @@ class PlanarPredictor(Predictor):
 
     name = "planar"
 
-    def predict(self, contexts, avail, plane):
+    def predict(self, contexts, avail, plane, guides=None):
         top, left = boundary(contexts, avail)
         tr = top[:, 8][:, None, None]
         bl = left[:, 7][:, None, None]

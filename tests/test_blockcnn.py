@@ -1,0 +1,257 @@
+"""BlockCNN: the shipped predictor is an integer network whose predictions are
+a function of its inputs alone - not of the float precision, the batch, the
+thread count or the machine - and it is loaded, hashed and trained the way the
+spec and the model zoo say."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import blockcodec  # noqa: E402
+from blockcodec import _cext, engine, predictors, quantization, zoo  # noqa: E402
+from blockcodec.errors import BlockcodecError  # noqa: E402
+from blockcodec.predictors import PlaneInfo  # noqa: E402
+from blockcodec.predictors import blockcnn as bc  # noqa: E402
+
+from conftest import textured_image  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return predictors.get("blockcnn")
+
+
+@pytest.fixture(scope="module")
+def real_inputs(cnn):
+    """Network inputs from an actual encode: luma and Cr wavefronts of a textured image."""
+    img = textured_image(64, 96, 3, seed=3)
+    codec = blockcodec.Codec(quality=40, predictor="blockcnn")
+    res = codec.encode(img)
+    y, cb = res.planes[0].recon, res.planes[1].recon
+    out = {}
+    for chroma, plane, guides in ((False, y, None),
+                                  (True, res.planes[2].recon,
+                                   [engine.pad_guide(blockcodec.color.downsample_420(y)), engine.pad_guide(cb)])):
+        h, w = plane.shape
+        rows, cols = np.divmod(np.arange((h // 8) * (w // 8), dtype=np.int32), np.int32(w // 8))
+        rows, cols = rows.astype(np.int32), cols.astype(np.int32)
+        ctx = np.empty((len(rows), 24, 24), np.uint8)
+        avail = np.empty((len(rows), 4), np.uint8)
+        _cext.gather_contexts(plane, w, h, rows, cols, 128, ctx, avail)
+        win = None if guides is None else np.stack([engine.guide_windows(g, rows, cols) for g in guides], 1)
+        qt = quantization.qtable(40, chroma)
+        out[chroma] = bc.build_inputs(ctx, avail, bc.quality_feature(qt), win, is_cr=chroma, chroma=chroma)
+    return out
+
+
+# --------------------------------------------------------------- exactness
+
+@pytest.mark.parametrize("chroma", [False, True])
+def test_float32_and_float64_give_identical_predictions(cnn, real_inputs, chroma):
+    net, x = cnn.nets[chroma], real_inputs[chroma]
+    a = net(x, torch.float32)
+    np.testing.assert_array_equal(a, net(x, torch.float64))
+    # ... and the rule written out in float64 torch agrees with the C core.
+    np.testing.assert_array_equal(a, net(x, torch.float64, reference=True))
+
+
+@pytest.mark.parametrize("chroma", [False, True])
+def test_batch_of_one_equals_whole_batch(cnn, real_inputs, chroma):
+    net, x = cnn.nets[chroma], real_inputs[chroma]
+    whole = net(x)
+    singles = np.concatenate([net(x[i:i + 1]) for i in range(0, len(x), 7)])
+    np.testing.assert_array_equal(singles, whole[::7])
+
+
+@pytest.mark.parametrize("chroma", [False, True])
+def test_one_and_two_threads_agree(cnn, real_inputs, chroma):
+    net, x = cnn.nets[chroma], real_inputs[chroma]
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = net(x)
+        torch.set_num_threads(2)
+        two = net(x)
+    finally:
+        torch.set_num_threads(saved)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_every_layer_is_within_the_float32_exactness_bound(cnn):
+    for net in cnn.nets.values():
+        for layer in net.layers:
+            w = layer["weight"].numpy().astype(np.int64)
+            bound = np.abs(w).reshape(len(w), -1).sum(1) * 128 + np.abs(layer["bias"].astype(np.int64))
+            assert bound.max() < 2 ** 24
+
+
+def _requant_rule(acc, bias, mult, shift, skip, skip_mult, relu, offset, lo, hi):
+    """The normative integer rule (docs/FORMAT.md), in Python integers."""
+    out = np.empty(acc.shape, np.int64)
+    for idx in np.ndindex(acc.shape):
+        c = idx[-1]
+        v = (int(acc[idx]) + int(bias[c])) * int(mult[c])
+        if skip is not None:
+            v += int(skip[idx]) * int(skip_mult[c])
+        if relu and v < 0:
+            y = (v + (1 << (shift + 2))) >> (shift + 3)
+        else:
+            y = (v + ((1 << shift) >> 1)) >> shift
+        out[idx] = min(max(y + offset, lo), hi)
+    return out
+
+
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("with_skip", [True, False])
+def test_c_requantizer_follows_the_integer_rule(relu, with_skip):
+    rng = np.random.default_rng(5)
+    n, channels, shift = 300, 13, 17
+    acc = rng.integers(-(2 ** 24) + 1, 2 ** 24, (n, channels))
+    acc[:40] = rng.integers(-3000, 3000, (40, channels))        # near zero: ties and small values
+    bias = rng.integers(-5000, 5000, channels).astype(np.int32)
+    mult = rng.integers(-32767, 32768, channels).astype(np.int32)
+    skip = rng.integers(-128, 128, (n, channels)) if with_skip else None
+    smult = rng.integers(-32767, 32768, channels).astype(np.int32) if with_skip else None
+    out = np.empty((n, channels), np.float32)
+    _cext.requantize(acc.astype(np.float32), channels, 1, bias, mult, shift,
+                     None if skip is None else skip.astype(np.float32), smult, relu, 3, -127, 127, out)
+    np.testing.assert_array_equal(out, _requant_rule(acc, bias, mult, shift, skip, smult, relu, 3, -127, 127))
+
+
+@pytest.mark.parametrize("bad", [0.5, 2.0 ** 24, -(2.0 ** 24), float("nan"), float("inf")])
+def test_c_requantizer_refuses_inexact_accumulators(bad):
+    acc = np.zeros((2, 4), np.float32)
+    acc[1, 2] = bad
+    one = np.ones(4, np.int32)
+    with pytest.raises(ArithmeticError):
+        _cext.requantize(acc, 4, 1, one, one, 0, None, None, True, 0, -127, 127, np.empty_like(acc))
+
+
+def test_quality_feature_is_the_integer_log():
+    for q in range(1, 101):
+        for chroma in (False, True):
+            qt = quantization.qtable(q, chroma)
+            expected = np.floor(32 * np.log2(qt.astype(np.float64).sum())) - 192 - 128
+            assert bc.quality_feature(qt) == int(np.clip(expected, -127, 127))
+
+
+# --------------------------------------------------------------- codec level
+
+@pytest.mark.parametrize("shape,sub", [((37, 53, 3), "420"), ((40, 24, 3), "444"), ((33, 17), "420")])
+def test_blockcnn_round_trip(shape, sub):
+    img = textured_image(shape[0], shape[1], shape[2] if len(shape) == 3 else 1, seed=1)
+    img = img.reshape(shape)
+    res = blockcodec.Codec(quality=55, predictor="blockcnn", subsampling=sub).encode(img)
+    np.testing.assert_array_equal(blockcodec.decode(res.data), res.image)
+
+
+def test_blockcnn_predicts_better_than_planar():
+    img = textured_image(96, 128, 3, seed=4)
+    sizes = {p: len(blockcodec.encode(img, 50, predictor=p)) for p in ("planar", "blockcnn")}
+    assert sizes["blockcnn"] < sizes["planar"]
+
+
+def test_stream_records_model_and_hash(cnn):
+    data = blockcodec.encode(textured_image(16, 16, 3), 50, predictor="blockcnn")
+    header, _ = blockcodec.bitstream.unpack(data)
+    assert header.predictor_id == predictors.id_of("blockcnn") == 3
+    assert header.predictor_hash == cnn.weights_hash() != bytes(4)
+
+
+# --------------------------------------------------------------- weights and zoo
+
+def test_shipped_weights_match_the_zoo():
+    card = zoo.MODELS["blockcnn"]
+    path = zoo.path("blockcnn")
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == card.sha256
+    assert path.stat().st_size < 4 * 2 ** 20
+    with np.load(path, allow_pickle=False) as z:       # plain arrays, no pickles
+        meta = json.loads(bytes(z["meta"]).decode())
+    assert meta["luma"]["chroma"] is False and meta["chroma"]["chroma"] is True
+
+
+def test_weights_hash_covers_the_tensors(tmp_path, cnn):
+    with np.load(zoo.path("blockcnn"), allow_pickle=False) as z:
+        arrays = {k: z[k].copy() for k in z.files}
+    arrays["luma/l0.bias"][0] += 1
+    path = tmp_path / "tweaked.npz"
+    np.savez(path, **arrays)
+    assert bc.BlockCNNPredictor(path).weights_hash() != cnn.weights_hash()
+
+
+def test_weights_that_could_break_exactness_are_refused(tmp_path):
+    with np.load(zoo.path("blockcnn"), allow_pickle=False) as z:
+        arrays = {k: z[k].copy() for k in z.files}
+    arrays["luma/l4.weight"][:] = 127     # with the bias: above 2**24
+    arrays["luma/l4.bias"][:] = 2 ** 23
+    path = tmp_path / "huge.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(BlockcodecError, match="exactness"):
+        bc.BlockCNNPredictor(path)
+
+
+def test_a_modified_shipped_file_is_refused(tmp_path, monkeypatch):
+    fake = tmp_path / "blockcodec" / "data"
+    fake.mkdir(parents=True)
+    shutil.copy(zoo.path("blockcnn"), fake / "blockcnn.npz")
+    with open(fake / "blockcnn.npz", "ab") as f:
+        f.write(b"\0")
+    monkeypatch.setattr(zoo.resources, "files", lambda pkg: tmp_path / "blockcodec")
+    with pytest.raises(BlockcodecError, match="sha256"):
+        zoo.path("blockcnn")
+
+
+# --------------------------------------------------------------- training
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("train")
+    from PIL import Image
+    for i in range(6):
+        Image.fromarray(textured_image(48 + 8 * i, 64, 3, seed=i)).save(d / f"img{i}.png")
+    return d
+
+
+def _train_cmd(data, workdir, extra=()):
+    return ["train", "predictor", "--data", str(data), "--workdir", str(workdir),
+            "--output", str(workdir / "w.npz"), "--steps", "6", "--batch", "16", "--no-progress",
+            "--width", "8", "--chroma-width", "8", *extra]
+
+
+def test_training_runs_resumes_and_exports_a_usable_model(tiny_data, tmp_path):
+    from blockcodec.cli import main
+    assert main(_train_cmd(tiny_data, tmp_path)) == 0
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert {"data", "baseline", "start", "val", "qat"} <= {r["event"] for r in log}
+    p = bc.BlockCNNPredictor(tmp_path / "w.npz")
+    x = np.full((3, 24, 24), 128, np.uint8)
+    out = p.predict(x, np.ones((3, 4), np.uint8), PlaneInfo(0, False, 50, quantization.qtable(50, False)))
+    assert out.shape == (3, 8, 8) and out.dtype == np.uint8
+    # Resuming a finished run continues from its checkpoint and re-exports.
+    assert main(_train_cmd(tiny_data, tmp_path, ["--resume", "--steps", "8"])) == 0
+    assert any(json.loads(line)["event"] == "resume" for line in (tmp_path / "log.jsonl").read_text().splitlines())
+
+
+def test_training_runs_data_parallel_under_torchrun(tiny_data, tmp_path):
+    """World size 2 on CPU (gloo), a few steps."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "blockcodec", *_train_cmd(tiny_data, tmp_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    start = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()
+             if json.loads(line)["event"] == "start"]
+    assert start and start[0]["world"] == 2
+    assert bc.BlockCNNPredictor(tmp_path / "w.npz").weights_hash() != bytes(4)
