@@ -25,3 +25,15 @@ def split(paths: list[Path], every: int = 10) -> tuple[list[Path], list[Path]]:
     train = [p for i, p in enumerate(paths) if i % every]
     val = [p for i, p in enumerate(paths) if not i % every]
     return train, val
+
+
+def progress(iterable, desc: str, enabled: bool = True, unit: str = "img", **kwargs):
+    """A tqdm progress bar over ``iterable`` when tqdm is installed and enabled,
+    else the iterable itself."""
+    if enabled:
+        try:
+            from tqdm import tqdm
+            return tqdm(iterable, desc=desc, unit=unit, **kwargs)
+        except ImportError:
+            pass
+    return iterable

@@ -19,6 +19,7 @@ from PIL import Image
 from .. import entropy
 from ..codec import Codec, CodecConfig
 from .data import list_images, split
+from .data import progress as progress_bar
 
 TOTAL = 1 << 16      # frequencies per row sum to about this
 PRIOR_WEIGHT = 8.0   # pseudo-counts of the table-wide average per row
@@ -26,14 +27,7 @@ PRIOR_WEIGHT = 8.0   # pseudo-counts of the table-wide average per row
 
 def collect(paths, qualities, predictor_names, rng, progress=True) -> dict:
     sink = entropy.Collector()
-    it = paths
-    if progress:
-        try:
-            from tqdm import tqdm
-            it = tqdm(paths, desc="collecting", unit="img")
-        except ImportError:
-            pass
-    for path in it:
+    for path in progress_bar(paths, "collecting", progress):
         img = np.asarray(Image.open(path).convert("RGB"))
         for q in rng.choice(qualities, size=2, replace=False):
             pred = str(rng.choice(predictor_names))

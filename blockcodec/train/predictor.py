@@ -43,6 +43,7 @@ from ..predictors.blockcnn import (BlockCNN, BlockCNNConfig, build_inputs, expor
                                    quality_feature, save_weights)
 from .config import TrainConfig, add_arguments
 from .data import list_images, split
+from .data import progress as progress_bar
 
 
 # --------------------------------------------------------------------------
@@ -60,14 +61,7 @@ class Coded:
 def code_images(paths, qualities_per_image, quality_range, seed, progress=True) -> list[Coded]:
     rng = np.random.default_rng(seed)
     out = []
-    it = paths
-    if progress:
-        try:
-            from tqdm import tqdm
-            it = tqdm(paths, desc="coding training images", unit="img")
-        except ImportError:
-            pass
-    for p in it:
+    for p in progress_bar(paths, "coding training images", progress):
         img = np.asarray(Image.open(p).convert("RGB"))
         for q in rng.integers(quality_range[0], quality_range[1] + 1, qualities_per_image):
             codec = Codec(CodecConfig(quality=int(q), predictor="planar"))
