@@ -374,9 +374,11 @@ class IntegerNet:
         shared with torch without copies; oneDNN convolves them, the C core
         requantizes them.  Same arithmetic as the general path below."""
         L, n = self.layers, len(x_int)
-        a = np.ascontiguousarray(x_int.transpose(0, 2, 3, 1), dtype=np.float32)
         inputs = []
         with torch.no_grad():
+            # The NCHW input goes in as it is: oneDNN's own reorder to its
+            # channels-last output is cheaper than transposing it here.
+            a = torch.from_numpy(np.ascontiguousarray(x_int)).float()
             for i, layer in enumerate(L):
                 inputs.append(a)
                 last = i == len(L) - 1
@@ -384,7 +386,8 @@ class IntegerNet:
                     acc = (torch.from_numpy(a.reshape(n, -1)) @ layer["fc"]).numpy()
                 else:
                     stride, pad = self.strides[i]
-                    t = F.conv2d(torch.from_numpy(a).permute(0, 3, 1, 2), layer["weight"], None, stride, pad)
+                    t_in = a if i == 0 else torch.from_numpy(a).permute(0, 3, 1, 2)
+                    t = F.conv2d(t_in, layer["weight"], None, stride, pad)
                     acc = t.permute(0, 2, 3, 1).numpy()
                     if not acc.flags.c_contiguous:   # oneDNN normally keeps channels-last
                         acc = np.ascontiguousarray(acc)
