@@ -82,13 +82,17 @@ def _plane_infos(geom: Geometry, quality: int) -> list[PlaneInfo]:
     return [PlaneInfo(i, i > 0, quality, quantization.qtable(quality, i > 0)) for i in range(n)]
 
 
-def _guides(geom: Geometry, recon: list[np.ndarray], predictor) -> list[np.ndarray] | None:
-    """Decoded planes a chroma plane may read (cross-component prediction):
-    the luma brought to chroma resolution (2x2 mean for 4:2:0), then Cb."""
-    if not predictor.guides or not recon or geom.mode == GRAY:
-        return None
-    luma = color.downsample_420(recon[0]) if geom.mode == YCBCR420 else recon[0]
-    return [pad_guide(p) for p in [luma] + recon[1:]]
+def _keep_guide(guides: list[np.ndarray], geom: Geometry, predictor, info: PlaneInfo,
+                recon: np.ndarray) -> None:
+    """After a plane is decoded, keep it as a guide for the later planes when
+    the predictor reads them (cross-component prediction): luma brought to
+    chroma resolution (2x2 mean for 4:2:0), then Cb; padded once for
+    ``engine.guide_windows``."""
+    if not predictor.guides or geom.mode == GRAY or info.index >= 2:
+        return
+    if info.index == 0 and geom.mode == YCBCR420:
+        recon = color.downsample_420(recon)
+    guides.append(pad_guide(recon))
 
 
 def _assemble(planes: list[np.ndarray], geom: Geometry) -> np.ndarray:
@@ -126,9 +130,10 @@ class Codec:
         traces = []
         loop = Timings()
         rounding = cfg.rounding.table()
+        guides: list[np.ndarray] = []   # decoded planes that later planes read
         for src, info in zip(sources, _plane_infos(geom, cfg.quality)):
-            tr = code_plane(src, None, src.shape, predictor, info, rounding, keep_trace,
-                            _guides(geom, [t.recon for t in traces], predictor))
+            tr = code_plane(src, None, src.shape, predictor, info, rounding, keep_trace, guides)
+            _keep_guide(guides, geom, predictor, info, tr.recon)
             loop.add(tr.timings)
             traces.append(tr)
         t2 = time.perf_counter()
@@ -219,9 +224,10 @@ def decode_result(data, tables: entropy.Tables | None = None, keep_trace: bool =
         raise BlockcodecError(f"corrupt stream: entropy decoding failed ({exc})") from None
     t2 = time.perf_counter()
     traces, loop = [], Timings()
+    guides: list[np.ndarray] = []
     for (h, w), info, q in zip(geom.plane_shapes, infos, coefs):
-        tr = code_plane(None, q, (h, w), predictor, info, None, keep_trace,
-                        _guides(geom, [t.recon for t in traces], predictor))
+        tr = code_plane(None, q, (h, w), predictor, info, None, keep_trace, guides)
+        _keep_guide(guides, geom, predictor, info, tr.recon)
         loop.add(tr.timings)
         traces.append(tr)
     t3 = time.perf_counter()

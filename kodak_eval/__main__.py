@@ -87,6 +87,15 @@ def resolve_kodak_dir(arg: Path | None) -> Path:
     die(f"Kodak directory not found (tried {', '.join(str(c) for c in cands)}); pass --kodak-dir")
 
 
+def kodak_images(kodak_dir: Path | None, limit: int | None) -> list[Path]:
+    """The Kodak PNGs (sorted), the first ``limit`` of them when given."""
+    kodak = resolve_kodak_dir(kodak_dir)
+    images = sorted(kodak.glob("*.png"))
+    if not images:
+        die(f"no PNG images in {kodak}")
+    return images[:limit] if limit else images
+
+
 def select_codecs(args, warnings: list[str]):
     from .codecs import ALIASES, ALL_CODECS, ANCHORS, BlockCodec, CodecUnavailable
 
@@ -159,12 +168,8 @@ def main(argv=None) -> int:
     load_start = _loadavg()
     warnings: list[str] = []
 
-    kodak = resolve_kodak_dir(args.kodak_dir)
-    images = sorted(kodak.glob("*.png"))
-    if not images:
-        die(f"no PNG images in {kodak}")
-    if args.images:
-        images = images[:args.images]
+    images = kodak_images(args.kodak_dir, args.images)
+    kodak = images[0].parent
 
     codecs, versions = select_codecs(args, warnings)
     if not codecs:

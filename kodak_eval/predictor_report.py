@@ -63,7 +63,7 @@ from blockcodec import predictors, zoo  # noqa: E402
 from blockcodec.predictors import Predictor  # noqa: E402
 
 from .__main__ import (  # noqa: E402
-    KODAK_REL, PKG_DIR, _int_list, _loadavg, die, library_versions, machine_info, resolve_kodak_dir)
+    KODAK_REL, PKG_DIR, _int_list, _loadavg, kodak_images, library_versions, machine_info)
 from .bdrate import bd_metric_result, bd_rate_result  # noqa: E402
 from .evaluate import _NoBar, load_rgb  # noqa: E402
 from .metrics import psnr  # noqa: E402
@@ -582,11 +582,9 @@ def main(argv=None) -> int:
     load_start = _loadavg()
     warnings: list[str] = []
 
-    kodak = resolve_kodak_dir(args.kodak_dir)
-    all_images = sorted(kodak.glob("*.png"))
-    if not all_images:
-        die(f"no PNG images in {kodak}")
+    all_images = kodak_images(args.kodak_dir, None)   # the figure may use any of them
     images = all_images[:args.images] if args.images else all_images
+    kodak = images[0].parent
 
     # The RD sweep for every variant, plus quality 50 for the stage table when
     # the sweep lacks it (those extra points stay out of the RD curves).

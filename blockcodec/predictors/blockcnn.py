@@ -39,6 +39,9 @@ from torch import nn
 from .. import _cext
 from ..errors import BlockcodecError
 from .base import CONTEXT, TOP, TOP_LEFT, TOP_RIGHT, LEFT, PlaneInfo, Predictor
+from .classical import PlanarPredictor
+
+_PLANAR = PlanarPredictor()   # the baseline the network corrects
 
 NEG_SLOPE = 0.125          # leaky ReLU slope; a power of two, so exact in integers
 ACT_MAX = 127              # activations are int8 (symmetric)
@@ -97,7 +100,6 @@ def build_inputs(contexts: np.ndarray, avail: np.ndarray, qfeat: int,
                  guides: np.ndarray | None = None, is_cr: bool = False,
                  chroma: bool = False) -> np.ndarray:
     """int16 [n, C_in, 24, 24] network input from the predictor's arguments."""
-    from .classical import PlanarPredictor   # the baseline the network corrects
     n = len(contexts)
     c_in = len(CHROMA_INPUTS if chroma else LUMA_INPUTS)
     x = np.zeros((n, c_in, CONTEXT, CONTEXT), np.int16)
@@ -106,7 +108,7 @@ def build_inputs(contexts: np.ndarray, avail: np.ndarray, qfeat: int,
     for slot, (r, c) in _AVAIL_SLOTS.items():
         x[:, 2, r:r + 8, c:c + 8] = (avail[:, slot] != 0)[:, None, None] * MASK_ON
     x[:, 3] = qfeat
-    x[:, PLANAR, 8:16, 8:16] = PlanarPredictor().predict(contexts, avail, None).astype(np.int16) - 128
+    x[:, PLANAR, 8:16, 8:16] = _PLANAR.predict(contexts, avail, None).astype(np.int16) - 128
     if chroma:
         if guides is None:
             raise ValueError("chroma BlockCNN needs the decoded luma as a guide")
@@ -369,85 +371,65 @@ class IntegerNet:
         head = self.layers[-1]["weight"]
         self.layers[-1]["fc"] = head.permute(0, 2, 3, 1).reshape(64, -1).t().contiguous()
 
-    def _fast(self, x_int: np.ndarray) -> np.ndarray:
-        """The codec's path: activations stay channels-last (NHWC) numpy arrays
-        shared with torch without copies; oneDNN convolves them, the C core
-        requantizes them.  Same arithmetic as the general path below."""
-        L, n = self.layers, len(x_int)
-        inputs = []
-        with torch.no_grad():
-            # The NCHW input goes in as it is: oneDNN's own reorder to its
-            # channels-last output is cheaper than transposing it here.
-            a = torch.from_numpy(np.ascontiguousarray(x_int)).float()
-            for i, layer in enumerate(L):
-                inputs.append(a)
-                last = i == len(L) - 1
-                if last:   # fully connected head: one matmul over the NHWC features
-                    acc = (torch.from_numpy(a.reshape(n, -1)) @ layer["fc"]).numpy()
-                else:
-                    stride, pad = self.strides[i]
-                    t_in = a if i == 0 else torch.from_numpy(a).permute(0, 3, 1, 2)
-                    t = F.conv2d(t_in, layer["weight"], None, stride, pad)
-                    acc = t.permute(0, 2, 3, 1).numpy()
-                    if not acc.flags.c_contiguous:   # oneDNN normally keeps channels-last
-                        acc = np.ascontiguousarray(acc)
-                skip = inputs[i - 1] if i in self.residual else None
-                lo, hi = (-255, 255) if last else (-ACT_MAX, ACT_MAX)
-                out = np.empty_like(acc)
-                _cext.requantize(acc, acc.shape[-1], 1, layer["bias"], layer["mult"], layer["shift"],
-                                 skip, layer["skip"] if skip is not None else None, not last, 0, lo, hi, out)
-                a = out
-        base = x_int[:, PLANAR, 8:16, 8:16].reshape(n, 64).astype(np.int16) + 128
-        return np.clip(base + a.astype(np.int16), 0, 255).astype(np.uint8)
-
-    def _requant(self, acc: torch.Tensor, i: int, skip, relu: bool, reference: bool):
-        L = self.layers[i]
-        lo, hi, offset = (-255, 255, 0) if i == len(self.layers) - 1 else (-ACT_MAX, ACT_MAX, 0)
-        if reference:   # the rule written out in float64 (exact: integers below 2**53)
-            c = (1, -1, 1, 1)
-            t = (acc.double() + torch.from_numpy(L["bias"].astype(np.float64)).view(c)) \
-                * torch.from_numpy(L["mult"].astype(np.float64)).view(c)
-            if skip is not None:
-                t = t + skip.double() * torch.from_numpy(L["skip"].astype(np.float64)).view(c)
-            t = t * 2.0 ** -L["shift"]
-            if relu:
-                t = torch.where(t < 0, t * NEG_SLOPE, t)
-            return (torch.floor(t + 0.5) + offset).clamp_(lo, hi).float()
-        # Channels-last: oneDNN is fastest that way for these small maps, and
-        # the C core then walks channels innermost.
-        nhwc = acc.float().permute(0, 2, 3, 1).contiguous()
-        out = torch.empty_like(nhwc)
-        _cext.requantize(nhwc.numpy(), nhwc.shape[3], 1, L["bias"], L["mult"], L["shift"],
-                         None if skip is None else skip.permute(0, 2, 3, 1).contiguous().numpy(),
-                         L["skip"] if skip is not None else None, relu, offset, lo, hi, out.numpy())
-        return out.permute(0, 3, 1, 2)
-
     def __call__(self, x_int: np.ndarray, dtype=torch.float32, reference: bool = False) -> np.ndarray:
         """x_int int16 [n, C_in, 24, 24] -> uint8 [n, 64] predicted pixels.
 
-        ``dtype`` float64 and ``reference`` (float64 requantization in torch
-        instead of the C core) exist for the exactness tests."""
-        if dtype == torch.float32 and not reference:
-            return self._fast(np.asarray(x_int))
-        L = self.layers
-
-        def conv(i, a):
-            if i == len(L) - 1:   # the head is fully connected: one matmul over the NHWC features
-                return (a.to(dtype).permute(0, 2, 3, 1).reshape(len(a), -1) @ L[i]["fc"].to(dtype)).view(-1, 64, 1, 1)
-            stride, pad = self.strides[i]
-            return F.conv2d(a.to(dtype), L[i]["weight"].to(dtype), None, stride, pad)
-
+        Activations are channels-last (NHWC) between layers: oneDNN is fastest
+        that way for these small maps, and the C core then walks channels
+        innermost.  ``dtype`` float64 (convolutions) and ``reference`` (the
+        requantization written out in float64 torch instead of the C core)
+        exist for the exactness tests; every combination gives the same bits."""
+        L, x_int = self.layers, np.asarray(x_int)
+        n = len(x_int)
+        exact32 = dtype is torch.float32
+        requant = self._requant_reference if reference else self._requant
+        inputs = []                       # inputs[i]: the activation layer i reads
         with torch.no_grad():
-            x_int = np.asarray(x_int)
-            a = torch.from_numpy(x_int).to(dtype).contiguous(memory_format=torch.channels_last)
-            inputs = []                      # inputs[i]: the activation layer i reads
-            for i in range(len(L)):
+            # The NCHW input goes in as it is: oneDNN's own reorder to its
+            # channels-last output is cheaper than transposing it here.
+            a = torch.from_numpy(np.ascontiguousarray(x_int)).to(dtype)
+            for i, layer in enumerate(L):
                 inputs.append(a)
-                skip = inputs[i - 1].float() if i in self.residual else None
-                a = self._requant(conv(i, a), i, skip, i < len(L) - 1, reference)
-            correction = a.flatten(1).numpy().astype(np.int16)
-        base = x_int[:, PLANAR, 8:16, 8:16].reshape(len(x_int), 64).astype(np.int16) + 128
-        return np.clip(base + correction, 0, 255).astype(np.uint8)
+                last = i == len(L) - 1
+                if not exact32:
+                    a = a.to(dtype)
+                if last:   # fully connected head: one matmul over the NHWC features
+                    acc = a.reshape(n, -1) @ (layer["fc"] if exact32 else layer["fc"].to(dtype))
+                else:
+                    stride, pad = self.strides[i]
+                    w = layer["weight"] if exact32 else layer["weight"].to(dtype)
+                    acc = F.conv2d(a if i == 0 else a.permute(0, 3, 1, 2), w, None, stride, pad)
+                    acc = acc.permute(0, 2, 3, 1)
+                skip = inputs[i - 1] if i in self.residual else None
+                a = requant(acc, layer, skip, relu=not last, lo=-255 if last else -ACT_MAX,
+                            hi=255 if last else ACT_MAX)
+        base = x_int[:, PLANAR, 8:16, 8:16].reshape(n, 64).astype(np.int16) + 128
+        return np.clip(base + a.reshape(n, 64).numpy().astype(np.int16), 0, 255).astype(np.uint8)
+
+    @staticmethod
+    def _requant(acc, layer, skip, relu, lo, hi):
+        """The C core's requantization of an NHWC accumulator (a float64 one
+        converts exactly: its integers are below 2**24)."""
+        acc = acc.numpy() if acc.dtype is torch.float32 else acc.float().numpy()
+        if not acc.flags.c_contiguous:   # oneDNN normally keeps channels-last
+            acc = np.ascontiguousarray(acc)
+        out = np.empty_like(acc)
+        _cext.requantize(acc, acc.shape[-1], 1, layer["bias"], layer["mult"], layer["shift"],
+                         None if skip is None else skip.numpy(), layer["skip"] if skip is not None else None,
+                         relu, 0, lo, hi, out)
+        return torch.from_numpy(out)
+
+    @staticmethod
+    def _requant_reference(acc, layer, skip, relu, lo, hi):
+        """The rule written out in float64 torch (exact: integers below 2**53)."""
+        t = (acc.double() + torch.from_numpy(layer["bias"].astype(np.float64))) \
+            * torch.from_numpy(layer["mult"].astype(np.float64))
+        if skip is not None:
+            t = t + skip.double() * torch.from_numpy(layer["skip"].astype(np.float64))
+        t = t * 2.0 ** -layer["shift"]
+        if relu:
+            t = torch.where(t < 0, t * NEG_SLOPE, t)
+        return torch.floor(t + 0.5).clamp_(lo, hi).float()
 
 
 # --------------------------------------------------------------------------
