@@ -14,7 +14,7 @@ import numpy as np
 
 from . import bitstream, color, entropy, predictors, quantization
 from .bitstream import GRAY, YCBCR420, YCBCR444, Header
-from .engine import PlaneTrace, Timings, code_plane, pad_guide
+from .engine import PlaneJob, PlaneTrace, Timings, code_planes, pad_guide
 from .errors import BlockcodecError
 from .images import as_image_array
 from .predictors import PlaneInfo
@@ -82,17 +82,28 @@ def _plane_infos(geom: Geometry, quality: int) -> list[PlaneInfo]:
     return [PlaneInfo(i, i > 0, quality, quantization.qtable(quality, i > 0)) for i in range(n)]
 
 
-def _keep_guide(guides: list[np.ndarray], geom: Geometry, predictor, info: PlaneInfo,
-                recon: np.ndarray) -> None:
-    """After a plane is decoded, keep it as a guide for the later planes when
-    the predictor reads them (cross-component prediction): luma brought to
-    chroma resolution (2x2 mean for 4:2:0), then Cb; padded once for
-    ``engine.guide_windows``."""
-    if not predictor.guides or geom.mode == GRAY or info.index >= 2:
-        return
-    if info.index == 0 and geom.mode == YCBCR420:
-        recon = color.downsample_420(recon)
-    guides.append(pad_guide(recon))
+def _code_planes(geom: Geometry, predictor, infos: list[PlaneInfo], sources=None, coefs=None,
+                 rounding=None, keep_trace: bool = False) -> list[PlaneTrace]:
+    """The coding loop over an image's planes, for the encoder (``sources``)
+    or the decoder (``coefs``): luma first, then Cb and Cr as one group.  A
+    predictor that reads guides (cross-component prediction) sees the decoded
+    luma brought to chroma resolution (2x2 mean for 4:2:0), and for Cr also
+    the decoded Cb."""
+    shapes = geom.plane_shapes
+
+    def job(i, guides=(), reads_previous=False):
+        return PlaneJob(shapes[i], infos[i], None if sources is None else sources[i],
+                        None if coefs is None else coefs[i], list(guides), reads_previous)
+
+    traces = code_planes([job(0)], predictor, rounding, keep_trace)
+    if len(shapes) == 3:
+        guides = []
+        if predictor.guides:
+            luma = traces[0].recon
+            guides = [pad_guide(color.downsample_420(luma) if geom.mode == YCBCR420 else luma)]
+        traces += code_planes([job(1, guides), job(2, guides, predictor.guides)], predictor,
+                              rounding, keep_trace)
+    return traces
 
 
 def _assemble(planes: list[np.ndarray], geom: Geometry) -> np.ndarray:
@@ -127,15 +138,11 @@ class Codec:
         t1 = time.perf_counter()
         predictor = predictors.get(cfg.predictor)
         dc_pred = (not predictor.causal) if cfg.dc_prediction is None else cfg.dc_prediction
-        traces = []
+        traces = _code_planes(geom, predictor, _plane_infos(geom, cfg.quality), sources=sources,
+                              rounding=cfg.rounding.table(), keep_trace=keep_trace)
         loop = Timings()
-        rounding = cfg.rounding.table()
-        guides: list[np.ndarray] = []   # decoded planes that later planes read
-        for src, info in zip(sources, _plane_infos(geom, cfg.quality)):
-            tr = code_plane(src, None, src.shape, predictor, info, rounding, keep_trace, guides)
-            _keep_guide(guides, geom, predictor, info, tr.recon)
+        for tr in traces:
             loop.add(tr.timings)
-            traces.append(tr)
         t2 = time.perf_counter()
         timings = {"color": t1 - t0, "prediction": loop.prediction, "transform": loop.transform,
                    "glue": loop.glue, "loop": t2 - t1}
@@ -223,13 +230,10 @@ def decode_result(data, tables: entropy.Tables | None = None, keep_trace: bool =
     except Exception as exc:  # constriction reports a malformed payload as a plain error
         raise BlockcodecError(f"corrupt stream: entropy decoding failed ({exc})") from None
     t2 = time.perf_counter()
-    traces, loop = [], Timings()
-    guides: list[np.ndarray] = []
-    for (h, w), info, q in zip(geom.plane_shapes, infos, coefs):
-        tr = code_plane(None, q, (h, w), predictor, info, None, keep_trace, guides)
-        _keep_guide(guides, geom, predictor, info, tr.recon)
+    traces = _code_planes(geom, predictor, infos, coefs=coefs, keep_trace=keep_trace)
+    loop = Timings()
+    for tr in traces:
         loop.add(tr.timings)
-        traces.append(tr)
     t3 = time.perf_counter()
     image = _assemble([tr.recon for tr in traces], geom)
     t4 = time.perf_counter()

@@ -81,6 +81,143 @@ def _batches(predictor: Predictor, n_rows: int, n_cols: int):
     return (_all_blocks(n_rows, n_cols),)
 
 
+# A plane that reads the previous plane of its group as a guide runs this many
+# wavefronts behind it: block (r, c) of wavefront t = 2r + c reads the guide's
+# 3x3 blocks around (r, c), the last of which, (r + 1, c + 1), is on wavefront
+# t + 3 and must be complete one step before.
+GUIDE_LAG = 4
+
+
+@dataclass
+class PlaneJob:
+    """One plane for ``code_planes``: the source (encoding) or the quantized
+    coefficients (decoding), and the decoded planes its predictor reads."""
+
+    shape: tuple[int, int]
+    info: PlaneInfo
+    source: np.ndarray | None = None      # uint8 [H, W], encoder only
+    coefs: np.ndarray | None = None       # int16 [n_blocks, 64], decoder only
+    guides: list[np.ndarray] = field(default_factory=list)   # complete planes, padded (pad_guide)
+    reads_previous: bool = False          # also reads the group's previous plane as it is decoded
+
+
+class _PlaneState:
+    """The loop's working arrays for one plane."""
+
+    def __init__(self, job: PlaneJob, batches, keep_trace: bool, keeps_live_guide: bool):
+        self.job = job
+        height, width = job.shape
+        n = (height // 8) * (width // 8)
+        self.n_cols = width // 8
+        self.batches = batches
+        self.encoding = job.source is not None
+        self.recon = np.zeros((height, width), np.uint8)
+        self.coefs = np.empty((n, 64), np.int16) if self.encoding else job.coefs
+        self.pred_all = np.empty((n, 64), np.uint8) if keep_trace else None
+        self.res_all = np.empty((n, 64), np.int16) if (keep_trace and self.encoding) else None
+        # A plane that a later plane of the group reads is mirrored, block by
+        # block as it is decoded, into a padded copy that serves as that guide.
+        self.live = pad_guide(self.recon) if keeps_live_guide else None
+
+
+def code_planes(jobs: list[PlaneJob], predictor: Predictor, rounding: np.ndarray | None = None,
+                keep_trace: bool = False) -> list[PlaneTrace]:
+    """Run the coding loop over a group of same-sized planes (Cb and Cr).
+
+    All planes of the group advance together, one wavefront per step, and each
+    step makes a single ``predict_many`` call for all of them: the network's
+    cost is mostly per call, not per block.  A plane that reads its
+    predecessor (``reads_previous``: Cr reads the decoded Cb) runs GUIDE_LAG
+    wavefronts behind it.  The blocks' inputs, and so the results, are exactly
+    those of coding the planes one after another.
+
+    Encoding: give each job its ``source`` and pass ``rounding``; the
+    quantized coefficients are computed.  Decoding: give each job its
+    ``coefs``.  Either way the reconstruction is returned, identical in both
+    directions.  The group's time is recorded on its first trace.
+    """
+    if len({job.shape for job in jobs}) > 1:
+        raise ValueError("a plane group must have planes of one size")
+    height, width = jobs[0].shape
+    n_rows, n_cols = height // 8, width // 8
+    batches = _batches(predictor, n_rows, n_cols)
+    lag = (GUIDE_LAG if predictor.causal else 1) if any(j.reads_previous for j in jobs[1:]) else 0
+    states = [_PlaneState(job, batches, keep_trace, k + 1 < len(jobs) and jobs[k + 1].reads_previous)
+              for k, job in enumerate(jobs)]
+    t = Timings()
+    for step in range(len(batches) + lag * (len(jobs) - 1)):
+        t0 = time.perf_counter()
+        active, parts = [], []
+        for k, st in enumerate(states):
+            front = step - k * lag
+            if not 0 <= front < len(batches):
+                continue
+            rows, cols = batches[front]
+            active.append((st, rows, cols))
+            parts.append(_predictor_inputs(st, rows, cols, predictor, states[k - 1] if k else None))
+        t1 = time.perf_counter()
+        preds = predictor.predict_many(parts)
+        t2 = time.perf_counter()
+        recs = [_code_blocks(st, rows, cols, pred, rounding) for (st, rows, cols), pred in zip(active, preds)]
+        t3 = time.perf_counter()
+        for (st, rows, cols), (pred, rec) in zip(active, recs):
+            _cext.scatter_blocks(st.recon, width, height, rows, cols, rec)
+            if st.live is not None:
+                _cext.scatter_blocks(st.live, width + 16, height + 16, rows + 1, cols + 1, rec)
+            if st.pred_all is not None:
+                st.pred_all[rows * n_cols + cols] = pred
+        t4 = time.perf_counter()
+        t.glue += (t1 - t0) + (t4 - t3)
+        t.prediction += t2 - t1
+        t.transform += t3 - t2
+    traces = [PlaneTrace(recon=st.recon, coefs=st.coefs, prediction=st.pred_all, residual=st.res_all)
+              for st in states]
+    traces[0].timings = t
+    return traces
+
+
+def _predictor_inputs(st: _PlaneState, rows, cols, predictor: Predictor, previous: "_PlaneState | None"):
+    """(contexts, avail, info, guide windows) of a batch of blocks."""
+    height, width = st.job.shape
+    n = len(rows)
+    if predictor.causal:
+        ctx = np.empty((n, 24, 24), np.uint8)
+        avail = np.empty((n, 4), np.uint8)
+        _cext.gather_contexts(st.recon, width, height, rows, cols, FILL, ctx, avail)
+    else:  # the predictor ignores contexts; hand it defined values anyway
+        ctx = np.full((n, 24, 24), FILL, np.uint8)
+        avail = np.zeros((n, 4), np.uint8)
+    win = None
+    if predictor.guides:
+        guides = list(st.job.guides) + ([previous.live] if st.job.reads_previous else [])
+        if guides:
+            win = np.stack([guide_windows(g, rows, cols) for g in guides], 1)
+    return ctx, avail, st.job.info, win
+
+
+def _code_blocks(st: _PlaneState, rows, cols, pred, rounding):
+    """Quantize the residual (encoder) and reconstruct a batch of blocks."""
+    n = len(rows)
+    qt = st.job.info.qtable
+    idx = rows * st.n_cols + cols
+    pred = np.ascontiguousarray(pred, dtype=np.uint8).reshape(n, 64)
+    height, width = st.job.shape
+    if st.encoding:
+        src = np.empty((n, 64), np.uint8)
+        _cext.gather_blocks(st.job.source, width, height, rows, cols, src)
+        residual = src.astype(np.int16) - pred
+        q = np.empty((n, 64), np.int16)
+        _cext.fdct_quantize(residual, qt, rounding, q)
+        st.coefs[idx] = q
+        if st.res_all is not None:
+            st.res_all[idx] = residual
+    else:
+        q = np.ascontiguousarray(st.coefs[idx])
+    rec = np.empty((n, 64), np.uint8)
+    _cext.reconstruct(q, qt, pred, rec)
+    return pred, rec
+
+
 def code_plane(
     plane: np.ndarray | None,
     coefs: np.ndarray | None,
@@ -91,61 +228,8 @@ def code_plane(
     keep_trace: bool = False,
     guides: list[np.ndarray] | None = None,
 ) -> PlaneTrace:
-    """Run the coding loop over one padded plane.
-
-    Encoding: pass the source ``plane`` (uint8, dimensions multiples of 8) and
-    ``rounding``; the quantized coefficients are computed.  Decoding: pass
-    ``coefs`` (int16 [n_blocks, 64]).  Either way the reconstruction is
-    returned, identical in both directions.  ``guides`` are already decoded
-    planes at this plane's resolution, padded with ``pad_guide``, for
-    predictors that read them.
-    """
-    height, width = shape
-    n_rows, n_cols = height // 8, width // 8
-    encoding = plane is not None
-    recon = np.zeros((height, width), np.uint8)
-    if encoding:
-        coefs = np.empty((n_rows * n_cols, 64), np.int16)
-    pred_all = np.empty((n_rows * n_cols, 64), np.uint8) if keep_trace else None
-    res_all = np.empty((n_rows * n_cols, 64), np.int16) if (keep_trace and encoding) else None
-    qt = info.qtable
-    t = Timings()
-    for rows, cols in _batches(predictor, n_rows, n_cols):
-        n = len(rows)
-        idx = rows * n_cols + cols
-        t0 = time.perf_counter()
-        if predictor.causal:
-            ctx = np.empty((n, 24, 24), np.uint8)
-            avail = np.empty((n, 4), np.uint8)
-            _cext.gather_contexts(recon, width, height, rows, cols, FILL, ctx, avail)
-        else:  # the predictor ignores contexts; hand it defined values anyway
-            ctx = np.full((n, 24, 24), FILL, np.uint8)
-            avail = np.zeros((n, 4), np.uint8)
-        win = None
-        if guides and predictor.guides:
-            win = np.stack([guide_windows(g, rows, cols) for g in guides], 1)
-        t1 = time.perf_counter()
-        pred = np.ascontiguousarray(predictor.predict(ctx, avail, info, win), dtype=np.uint8).reshape(n, 64)
-        t2 = time.perf_counter()
-        if encoding:
-            src = np.empty((n, 64), np.uint8)
-            _cext.gather_blocks(plane, width, height, rows, cols, src)
-            residual = src.astype(np.int16) - pred
-            q = np.empty((n, 64), np.int16)
-            _cext.fdct_quantize(residual, qt, rounding, q)
-            coefs[idx] = q
-            if res_all is not None:
-                res_all[idx] = residual
-        else:
-            q = np.ascontiguousarray(coefs[idx])
-        rec = np.empty((n, 64), np.uint8)
-        _cext.reconstruct(q, qt, pred, rec)
-        t3 = time.perf_counter()
-        _cext.scatter_blocks(recon, width, height, rows, cols, rec)
-        if pred_all is not None:
-            pred_all[idx] = pred
-        t4 = time.perf_counter()
-        t.glue += (t1 - t0) + (t4 - t3)
-        t.prediction += t2 - t1
-        t.transform += t3 - t2
-    return PlaneTrace(recon=recon, coefs=coefs, prediction=pred_all, residual=res_all, timings=t)
+    """Run the coding loop over one padded plane (``code_planes`` with a
+    group of one).  ``guides`` are complete decoded planes at this plane's
+    resolution, padded with ``pad_guide``, for predictors that read them."""
+    job = PlaneJob(shape, info, plane, coefs, list(guides or []))
+    return code_planes([job], predictor, rounding, keep_trace)[0]

@@ -447,6 +447,67 @@ fail:
     return NULL;
 }
 
+/* ----------------------------------------------------- planar prediction */
+
+PyDoc_STRVAR(planar_predict_doc,
+"planar_predict(contexts, avail, fill, out)\n\n"
+"The planar predictor (docs/FORMAT.md 5.2) of n blocks from their causal\n"
+"contexts.  contexts: uint8[n*576] as gather_contexts writes them; avail:\n"
+"uint8[n*4]; fill: the value used when no neighbour exists; out: uint8[n*64].");
+
+static void planar_block(const uint8_t *ctx, const uint8_t *avail, int32_t fill, uint8_t *out)
+{
+    int32_t top[16], left[8];
+    for (int x = 0; x < 16; x++) top[x] = ctx[7 * 24 + 8 + x];
+    for (int y = 0; y < 8; y++) left[y] = ctx[(8 + y) * 24 + 7];
+    int has_top = avail[1] != 0, has_tr = avail[2] != 0, has_left = avail[3] != 0;
+    /* Missing references are substituted from the nearest available ones. */
+    if (has_top && !has_tr)
+        for (int x = 8; x < 16; x++) top[x] = top[7];
+    if (!has_top && has_left)
+        for (int x = 0; x < 16; x++) top[x] = left[0];
+    if (has_top && !has_left)
+        for (int y = 0; y < 8; y++) left[y] = top[0];
+    if (!has_top && !has_left) {
+        for (int x = 0; x < 16; x++) top[x] = fill;
+        for (int y = 0; y < 8; y++) left[y] = fill;
+    }
+    for (int y = 0; y < 8; y++)
+        for (int x = 0; x < 8; x++) {
+            int32_t v = (7 - x) * left[y] + (x + 1) * top[8] + (7 - y) * top[x] + (y + 1) * left[7];
+            out[y * 8 + x] = (uint8_t)((v + 8) >> 4);
+        }
+}
+
+static PyObject *py_planar_predict(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *o_ctx, *o_av, *o_out;
+    int fill;
+    if (!PyArg_ParseTuple(args, "OOiO", &o_ctx, &o_av, &fill, &o_out))
+        return NULL;
+    if (fill < 0 || fill > 255) { PyErr_SetString(PyExc_ValueError, "fill must be in 0..255"); return NULL; }
+    Arg a[3];
+    memset(a, 0, sizeof a);
+    if (get_arg(o_ctx, &a[0], "contexts", 'B', 1, -1, 0)) goto fail;
+    if (elements(&a[0]) % 576) {
+        PyErr_SetString(PyExc_ValueError, "contexts: expected a multiple of 576 elements");
+        goto fail;
+    }
+    Py_ssize_t n = elements(&a[0]) / 576;
+    if (get_arg(o_av, &a[1], "avail", 'B', 1, n * 4, 0) ||
+        get_arg(o_out, &a[2], "out", 'B', 1, n * 64, 1)) goto fail;
+    const uint8_t *ctx = a[0].view.buf, *avail = a[1].view.buf;
+    uint8_t *out = a[2].view.buf;
+    for (Py_ssize_t i = 0; i < n; i++)
+        planar_block(ctx + i * 576, avail + i * 4, fill, out + i * 64);
+    release(a, 3);
+    Py_RETURN_NONE;
+fail:
+    release(a, 3);
+    return NULL;
+}
+
 /* ------------------------------------------------------------ network glue */
 
 /* Largest accumulator magnitude a float32 convolution represents exactly. */
@@ -583,6 +644,7 @@ static PyMethodDef methods[] = {
     {"gather_blocks", py_gather_blocks, METH_VARARGS, gather_blocks_doc},
     {"scatter_blocks", py_scatter_blocks, METH_VARARGS, scatter_blocks_doc},
     {"gather_contexts", py_gather_contexts, METH_VARARGS, gather_contexts_doc},
+    {"planar_predict", py_planar_predict, METH_VARARGS, planar_predict_doc},
     {"requantize", py_requantize, METH_VARARGS, requantize_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -11,6 +11,7 @@ Specification:
   * ``gather_blocks`` / ``scatter_blocks`` copy 8x8 blocks out of and into a
     plane; ``gather_contexts`` builds 24x24 causal contexts, masking the five
     non-causal blocks and missing neighbours with ``fill``;
+  * ``planar_predict`` is the planar rule of blockcodec.predictors.classical;
   * every entry point checks every buffer (type, element count, contiguity,
     writability) and every index, raising TypeError / ValueError /
     IndexError, never crashing.
@@ -25,6 +26,7 @@ import numpy as np
 import pytest
 
 from blockcodec import _cext
+from blockcodec.predictors.classical import planar_reference
 
 N = 8
 _k = np.arange(N)[:, None]
@@ -305,6 +307,18 @@ def test_gather_contexts(shape, fill):
             assert avail[i].tolist() == [1, 1, 1, 1]
 
 
+def test_planar_predict_matches_the_numpy_rule():
+    """Every availability pattern, random references, extreme values."""
+    rng = np.random.default_rng(3)
+    avail = np.array([[(m >> j) & 1 for j in range(4)] for m in range(16)] * 40, np.uint8)
+    ctx = rng.integers(0, 256, (len(avail), 24, 24)).astype(np.uint8)
+    ctx[:16] = 255
+    ctx[16:32] = 0
+    out = np.empty((len(avail), 64), np.uint8)
+    _cext.planar_predict(ctx, avail, 128, out)
+    np.testing.assert_array_equal(out.reshape(-1, 8, 8), planar_reference(ctx, avail))
+
+
 # ------------------------------------------------------- argument checking
 
 ERRORS = (TypeError, ValueError, IndexError)
@@ -333,6 +347,9 @@ def valid_calls():
             plane=np.zeros(16 * 24, np.uint8), width=24, height=16, rows=np.array([0, 1, 1], np.int32),
             cols=np.array([0, 2, 1], np.int32), fill=128, out=np.zeros(n * 576, np.uint8),
             avail=np.zeros(n * 4, np.uint8)), ("out", "avail")),
+        "planar_predict": (_cext.planar_predict, dict(
+            contexts=np.zeros(n * 576, np.uint8), avail=np.zeros(n * 4, np.uint8), fill=128,
+            out=np.zeros(n * 64, np.uint8)), ("out",)),
     }
 
 
@@ -480,9 +497,10 @@ def test_qtable_zero_refused_by_dequantizer(name):
 
 
 @pytest.mark.parametrize("fill", [-1, 256, 1000])
-def test_fill_out_of_range_refused(fill):
+@pytest.mark.parametrize("name", ["gather_contexts", "planar_predict"])
+def test_fill_out_of_range_refused(fill, name):
     with pytest.raises(ValueError):
-        call("gather_contexts", fill=fill)
+        call(name, fill=fill)
 
 
 def test_length_not_multiple_of_64_refused():

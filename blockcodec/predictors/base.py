@@ -46,6 +46,13 @@ class Predictor(ABC):
                 guides: np.ndarray | None = None) -> np.ndarray:
         ...
 
+    def predict_many(self, parts: list[tuple]) -> list[np.ndarray]:
+        """``predict`` for several batches at once, each a tuple (contexts,
+        avail, plane, guides), possibly of different planes.  The engine uses
+        it to cover every plane of a group in one call per step; predictors
+        with a high per-call cost run the batches together."""
+        return [self.predict(*part) for part in parts]
+
     def weights_hash(self) -> bytes:
         """4-byte hash of the predictor's parameters (zeros for classical ones);
         the bitstream records it so a decoder with other weights refuses."""

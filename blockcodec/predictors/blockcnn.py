@@ -507,10 +507,26 @@ class BlockCNNPredictor(Predictor):
     def guides(self) -> bool:
         return True
 
+    def _inputs(self, contexts, avail, plane: PlaneInfo, guides=None):
+        return build_inputs(contexts, avail, quality_feature(plane.qtable), guides,
+                            is_cr=plane.index == 2, chroma=plane.chroma)
+
     def predict(self, contexts, avail, plane: PlaneInfo, guides=None):
-        x = build_inputs(contexts, avail, quality_feature(plane.qtable), guides,
-                         is_cr=plane.index == 2, chroma=plane.chroma)
-        return self.nets[plane.chroma](x).reshape(-1, 8, 8)
+        return self.nets[plane.chroma](self._inputs(contexts, avail, plane, guides)).reshape(-1, 8, 8)
+
+    def predict_many(self, parts):
+        """Batches that share a network (Cb and Cr) go through it as one:
+        its cost is mostly per call, and batching never changes the bits."""
+        out: list = [None] * len(parts)
+        for chroma in (False, True):
+            mine = [i for i, p in enumerate(parts) if p[2].chroma == chroma]
+            if not mine:
+                continue
+            xs = [self._inputs(*parts[i]) for i in mine]
+            pred = self.nets[chroma](np.concatenate(xs)).reshape(-1, 8, 8)
+            for i, part in zip(mine, np.split(pred, np.cumsum([len(x) for x in xs])[:-1])):
+                out[i] = part
+        return out
 
     def macs_per_block(self, chroma: bool) -> int:
         cfg = self.chroma_cfg if chroma else self.luma_cfg

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _cext
 from .base import FILL, LEFT, TOP, TOP_RIGHT, PlaneInfo, Predictor
 
 
@@ -66,11 +67,19 @@ class PlanarPredictor(Predictor):
     name = "planar"
 
     def predict(self, contexts, avail, plane, guides=None):
-        top, left = boundary(contexts, avail)
-        tr = top[:, 8][:, None, None]
-        bl = left[:, 7][:, None, None]
-        x = _X[None, None, :]
-        y = _X[None, :, None]
-        horiz = (7 - x) * left[:, :, None] + (x + 1) * tr
-        vert = (7 - y) * top[:, None, :8] + (y + 1) * bl
-        return ((horiz + vert + 8) >> 4).astype(np.uint8)
+        contexts = np.ascontiguousarray(contexts, dtype=np.uint8)
+        out = np.empty((len(contexts), 8, 8), np.uint8)
+        _cext.planar_predict(contexts, np.ascontiguousarray(avail, dtype=np.uint8), FILL, out)
+        return out
+
+
+def planar_reference(contexts: np.ndarray, avail: np.ndarray) -> np.ndarray:
+    """The planar rule written out in numpy (the C core runs it in the codec)."""
+    top, left = boundary(contexts, avail)
+    tr = top[:, 8][:, None, None]
+    bl = left[:, 7][:, None, None]
+    x = _X[None, None, :]
+    y = _X[None, :, None]
+    horiz = (7 - x) * left[:, :, None] + (x + 1) * tr
+    vert = (7 - y) * top[:, None, :8] + (y + 1) * bl
+    return ((horiz + vert + 8) >> 4).astype(np.uint8)

@@ -23,6 +23,7 @@ class TrainConfig:
     quality_range: tuple[int, int] = (5, 95)
     val_blocks: int = 4096
     seed: int = 0
+    chroma_guides: bool = True    # False: ablation, chroma blind to decoded luma/Cb
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -41,4 +42,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--images", type=int, default=None, help="use only the first N training images (smoke tests)")
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--resume", action="store_true", help="continue from WORKDIR/checkpoint.pt")
+    ap.add_argument("--no-chroma-guides", action="store_true",
+                    help="ablation: train the chroma network without cross-component input "
+                         "(its luma and Cb guide channels held at zero)")
     ap.add_argument("--no-progress", action="store_true")

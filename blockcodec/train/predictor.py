@@ -72,8 +72,12 @@ def code_images(paths, qualities_per_image, quality_range, seed, progress=True) 
     return out
 
 
-def sample(coded: list[Coded], rng: np.random.Generator, n: int, chroma: bool, per_plane: int = 16):
-    """A batch: (int16 inputs [n, C, 24, 24], uint8 targets [n, 64], qtables [n, 64])."""
+def sample(coded: list[Coded], rng: np.random.Generator, n: int, chroma: bool, per_plane: int = 16,
+           use_guides: bool = True):
+    """A batch: (int16 inputs [n, C, 24, 24], uint8 targets [n, 64], qtables [n, 64]).
+
+    ``use_guides=False`` (the chroma-from-luma ablation) fills the guide
+    windows with 128, i.e. zero network input, so the network cannot use them."""
     xs, ys, qs = [], [], []
     while sum(len(y) for y in ys) < n:
         c = coded[rng.integers(len(coded))]
@@ -98,6 +102,8 @@ def sample(coded: list[Coded], rng: np.random.Generator, n: int, chroma: bool, p
             # The guides are padded by 8 on every side; flip them inside the padding.
             g = [c.luma_guide[sl], c.cb_guide[sl]]
             guides = np.stack([guide_windows(np.ascontiguousarray(x), rows, cols) for x in g], 1)
+            if not use_guides:
+                guides = np.full_like(guides, 128)
         xs.append(build_inputs(ctx, avail, quality_feature(qt), guides, is_cr=index == 2, chroma=chroma))
         ys.append(tgt)
         qs.append(np.broadcast_to(qt, (per_plane, 64)))
@@ -174,7 +180,7 @@ class Trainer:
         self.log(dict(event="data", train_planes=len(self.train), val_planes=len(self.val),
                       seconds=round(time.time() - t0, 1)))
         vrng = np.random.default_rng(12345)
-        self.val_batches = {ch: sample(self.val, vrng, cfg.val_blocks, ch) for ch in (False, True)}
+        self.val_batches = {ch: self.sample(self.val, vrng, cfg.val_blocks, ch) for ch in (False, True)}
         self.log(dict(event="baseline", predictor="planar", **self.baseline()))
         torch.manual_seed(cfg.seed)
         self.models = {False: BlockCNN(BlockCNNConfig(False, cfg.width, cfg.depth)),
@@ -192,6 +198,9 @@ class Trainer:
         record = dict(record, time=round(time.time(), 1))
         with open(self.workdir / "log.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
+
+    def sample(self, coded, rng, n, chroma):
+        return sample(coded, rng, n, chroma, use_guides=self.cfg.chroma_guides)
 
     def _make_optimizer(self, lr):
         self.wrapped = {k: _wrap(m) for k, m in self.models.items()}
@@ -224,7 +233,7 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         for ch, model in self.wrapped.items():
             model.train()
-            x, y, q = sample(self.train, self.rng, self.cfg.batch, ch)
+            x, y, q = self.sample(self.train, self.rng, self.cfg.batch, ch)
             loss = laplace_rate(model(torch.from_numpy(x)), torch.from_numpy(y), torch.from_numpy(q))
             loss.backward()
             loss_sum[ch] = loss.item()
@@ -258,7 +267,7 @@ class Trainer:
 
     def switch_to_qat(self):
         for ch, m in self.models.items():
-            x, _, _ = sample(self.train, np.random.default_rng(99), 2048, ch)
+            x, _, _ = self.sample(self.train, np.random.default_rng(99), 2048, ch)
             m.enable_quantization(torch.from_numpy(x))
             _broadcast(m)
         self._make_optimizer(self.cfg.qat_lr)
@@ -359,7 +368,8 @@ class Trainer:
 def run(args) -> Path:
     cfg = TrainConfig(width=args.width, depth=args.depth, chroma_width=args.chroma_width,
                       chroma_depth=args.chroma_depth, batch=args.batch, steps=args.steps,
-                      minutes=args.minutes, seed=args.seed)
+                      minutes=args.minutes, seed=args.seed,
+                      chroma_guides=not args.no_chroma_guides)
     trainer = Trainer(cfg, Path(args.workdir), args.data, args.images, not args.no_progress)
     trainer.run(resume=args.resume)
     trainer.export(args.output)
