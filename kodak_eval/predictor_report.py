@@ -12,7 +12,12 @@ sweep with five predictor variants:
     blockcnn-luma-only    CNN luma, planar chroma
     blockcnn-chroma-only  planar luma, CNN chroma
 
-The last two are not shipped predictors: this script builds them from the
+With --no-cfl-weights NPZ (a model trained by ``blockcodec train predictor
+--no-chroma-guides``) a sixth variant, blockcnn-no-cfl, measures
+chroma-from-luma: CNN luma + a chroma network trained with the same budget
+but blind to the decoded luma and Cb.
+
+The partial variants are not shipped predictors: this script builds them from the
 shipped ones and registers them in ``blockcodec.predictors.REGISTRY`` under
 ids >= 200 for the duration of the run only.  Every stream is decoded again
 and checked identical to the encoder's reconstruction, so each variant is
@@ -92,6 +97,25 @@ VARIANTS = (
             "CNN luma, planar chroma: without the chroma network and its cross-component input"),
     Variant("blockcnn-chroma-only", "planar", "blockcnn", "planar luma, CNN chroma"),
 )
+# The chroma-from-luma ablation: a chroma network trained with the shipped
+# run's budget but blind to the decoded luma and Cb (``blockcodec train
+# predictor --no-chroma-guides``).  Not shipped; included when its weights are
+# given (--no-cfl-weights), which registers its chroma network as BLIND.
+BLIND = "blockcnn-blind-chroma"
+NO_CFL = Variant("blockcnn-no-cfl", "blockcnn", BLIND,
+                 "CNN luma, CNN chroma retrained with the same budget without cross-component input "
+                 "(no decoded luma or Cb)")
+_blind_weights: list[str] = []     # the NO_CFL weights path, once enabled
+
+
+def variants() -> tuple[Variant, ...]:
+    return VARIANTS + ((NO_CFL,) if _blind_weights else ())
+
+
+def variant_names() -> tuple[str, ...]:
+    return tuple(v.name for v in variants())
+
+
 VARIANT_NAMES = tuple(v.name for v in VARIANTS)
 STAGE_VARIANTS = ("none", "planar", "blockcnn")
 BD_ANCHORS = ("planar", "none")
@@ -115,6 +139,15 @@ class PerPlanePredictor(Predictor):
         # when ``guides`` below is true, i.e. for a chroma CNN.
         return (self.chroma if plane.chroma else self.luma).predict(contexts, avail, plane, guides)
 
+    def predict_many(self, parts):
+        # Keep the halves' own batching (Cb and Cr in one network call).
+        out: list = [None] * len(parts)
+        for half, chroma in ((self.luma, False), (self.chroma, True)):
+            mine = [i for i, p in enumerate(parts) if p[2].chroma == chroma]
+            for i, pred in zip(mine, half.predict_many([parts[i] for i in mine]) if mine else []):
+                out[i] = pred
+        return out
+
     def weights_hash(self) -> bytes:
         # A decoder must refuse the stream if either half changed.
         return hashlib.sha256(self.luma.weights_hash() + self.chroma.weights_hash()).digest()[:4]
@@ -132,38 +165,72 @@ class PerPlanePredictor(Predictor):
         return self.luma.causal or self.chroma.causal
 
 
+class GuideBlind(Predictor):
+    """A BlockCNN whose chroma network was trained blind to its guides: they
+    are replaced by 128, i.e. zero network input, exactly as in training."""
+
+    def __init__(self, path: str):
+        from blockcodec.predictors.blockcnn import BlockCNNPredictor
+        self.name = BLIND
+        self.inner = BlockCNNPredictor(path, name=BLIND)
+
+    @staticmethod
+    def _blind(part):
+        contexts, avail, plane, guides = part
+        return contexts, avail, plane, None if guides is None else np.full_like(guides, 128)
+
+    def predict(self, contexts, avail, plane, guides=None):
+        return self.inner.predict(*self._blind((contexts, avail, plane, guides)))
+
+    def predict_many(self, parts):
+        return self.inner.predict_many([self._blind(p) for p in parts])
+
+    def weights_hash(self) -> bytes:
+        return self.inner.weights_hash()
+
+    @property
+    def guides(self) -> bool:
+        return True   # the network still has the (zeroed) guide channels
+
+
 def _build_variant(v: Variant) -> Predictor:
     # Shares the registry's instances, so the BlockCNN weights load once.
     return PerPlanePredictor(v.name, predictors.get(v.luma), predictors.get(v.chroma))
 
 
-def _register_variants() -> list[str]:
+def _register_variants(blind_weights: str | None = None) -> list[str]:
     """Add the variants the registry lacks under free ids >= TEMP_ID_BASE;
     returns the names added.  Deterministic, so every worker process agrees."""
+    if blind_weights and not _blind_weights:
+        _blind_weights.append(blind_weights)
     used = {pid for pid, _ in predictors.REGISTRY.values()}
     instances = getattr(predictors, "_instances", None)
     added, next_id = [], TEMP_ID_BASE
-    for v in VARIANTS:
-        if v.name in predictors.REGISTRY:
+    entries = [(v.name, functools.partial(_build_variant, v)) for v in VARIANTS]
+    if _blind_weights:
+        entries = [(BLIND, functools.partial(GuideBlind, _blind_weights[0])),
+                   (NO_CFL.name, functools.partial(_build_variant, NO_CFL))] + entries
+    for name, build in entries:
+        if name in predictors.REGISTRY:
             continue
         while next_id in used:
             next_id += 1
         if next_id > 255:  # the header stores the id in one byte
             raise RuntimeError("no free predictor id >= 200 left for a temporary variant")
-        predictors.REGISTRY[v.name] = (next_id, functools.partial(_build_variant, v))
+        predictors.REGISTRY[name] = (next_id, build)
         used.add(next_id)
         if instances is not None:
-            instances.pop(v.name, None)   # never reuse an instance of some older meaning
-        added.append(v.name)
+            instances.pop(name, None)   # never reuse an instance of some older meaning
+        added.append(name)
     return added
 
 
 @contextlib.contextmanager
-def temporary_variants():
+def temporary_variants(blind_weights: str | None = None):
     """Register the non-shipped variants for the duration of the block, then
     put the registry (and its instance cache) back exactly as it was."""
     saved = dict(predictors.REGISTRY)
-    added = _register_variants()
+    added = _register_variants(blind_weights)
     try:
         yield added
     finally:
@@ -191,10 +258,10 @@ def torch_threads_pinned():
         torch.set_num_threads(saved)
 
 
-def _worker_init() -> None:
+def _worker_init(blind_weights: str | None = None) -> None:
     # A spawned worker starts with the shipped registry only.  It lives just
     # for this run, so the variants are registered for its whole life.
-    _register_variants()
+    _register_variants(blind_weights)
 
 
 # ---------------------------------------------------------- measurement
@@ -261,7 +328,8 @@ def run_jobs(jobs: list[Job], n_workers: int, progress: bool) -> list[dict]:
         if n_workers > 1 and len(jobs) > 1:
             # spawn, not fork: torch's thread pools do not survive a fork.
             with ProcessPoolExecutor(max_workers=n_workers, mp_context=mp.get_context("spawn"),
-                                     initializer=_worker_init) as pool:
+                                     initializer=_worker_init,
+                                     initargs=(_blind_weights[0] if _blind_weights else None,)) as pool:
                 futures = {pool.submit(measure, j): j for j in jobs}
                 for fut in as_completed(futures):
                     records.append(fut.result())
@@ -274,7 +342,7 @@ def run_jobs(jobs: list[Job], n_workers: int, progress: bool) -> list[dict]:
                 bar.update(1)
     finally:
         bar.close()
-    order = {n: i for i, n in enumerate(VARIANT_NAMES)}
+    order = {n: i for i, n in enumerate(variant_names())}
     records.sort(key=lambda r: (order[r["variant"]], r["quality"], r["image"]))
     return records
 
@@ -290,7 +358,7 @@ def rd_curves(records: list[dict], qualities: list[int]) -> dict[str, list[dict]
     """Per variant and quality: bpp and PSNR-RGB, each the mean over images
     (PSNR per image, then the mean, as python -m kodak_eval does)."""
     curves = {}
-    for name in VARIANT_NAMES:
+    for name in variant_names():
         pts = []
         for q in qualities:
             recs = [r for r in records if r["variant"] == name and r["quality"] == q]
@@ -328,7 +396,7 @@ def stage_table(records: list[dict], quality: int) -> dict[str, dict]:
 # -------------------------------------------------------------- outputs
 
 def write_csv(path: Path, records: list[dict]) -> None:
-    by_name = {v.name: v for v in VARIANTS}
+    by_name = {v.name: v for v in variants()}
     stages = stage_names(records)
     fields = ["variant", "luma_predictor", "chroma_predictor", "predictor_id", "quality", "image",
               "bytes", "bpp", "psnr_rgb", "enc_s", "dec_s"] + [f"bits_{s}" for s in stages]
@@ -381,7 +449,7 @@ def write_markdown(path: Path, meta: dict, curves: dict, stages: dict, records: 
         "| BD-rate vs none | BD-PSNR vs planar [dB] |",
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
-    for v in VARIANTS:
+    for v in variants():
         pts = curves[v.name]
         bpp = [p["bpp"] for p in pts]
         ps = [p["psnr"] for p in pts]
@@ -402,18 +470,21 @@ def write_markdown(path: Path, meta: dict, curves: dict, stages: dict, records: 
         ("blockcnn-luma-only", "planar", "the luma network alone, chroma planar"),
         ("blockcnn", "blockcnn-chroma-only", "what the luma network adds on top of the chroma CNN"),
     ]
+    if NO_CFL.name in curves:
+        pairs.append(("blockcnn", NO_CFL.name, "chroma-from-luma: the cross-component input of the "
+                                                "chroma network, both trained with the same budget"))
     L += ["", "Contributions (BD-rate of the first variant against the second):", ""]
     for test, anchor, what in pairs:
         L.append(f"- {test} vs {anchor}: {_pct(bd_against(curves, anchor, test))} — {what}")
-    L += ["", "Variants: " + "; ".join(f"**{v.name}**: {v.about}" for v in VARIANTS) + ".", ""]
+    L += ["", "Variants: " + "; ".join(f"**{v.name}**: {v.about}" for v in variants()) + ".", ""]
 
     L += ["## Rate-distortion points (mean over images)", "",
           "Each cell: bpp / PSNR-RGB [dB].", "",
-          "| Quality | " + " | ".join(VARIANT_NAMES) + " |",
-          "|---:|" + "---:|" * len(VARIANTS)]
+          "| Quality | " + " | ".join(variant_names()) + " |",
+          "|---:|" + "---:|" * len(variants())]
     for i, q in enumerate(meta["qualities"]):
         L.append(f"| {q} | " + " | ".join(
-            f"{curves[n][i]['bpp']:.4f} / {curves[n][i]['psnr']:.2f}" for n in VARIANT_NAMES) + " |")
+            f"{curves[n][i]['bpp']:.4f} / {curves[n][i]['psnr']:.2f}" for n in variant_names()) + " |")
 
     L += ["", f"## Bits per stage at quality {DETAIL_QUALITY} (bpp, mean over images)", ""]
     if stages:
@@ -566,8 +637,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="image (file stem) for the prediction figure (default: kodim01); "
                          "it need not be among the first --images")
     ap.add_argument("--no-figure", action="store_true", help="skip the prediction figure")
+    ap.add_argument("--no-cfl-weights", type=Path, default=None, metavar="NPZ",
+                    help="weights of a BlockCNN trained with --no-chroma-guides: adds the "
+                         "chroma-from-luma ablation variant (CNN luma + that blind chroma network)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
+    if args.no_cfl_weights is not None and not args.no_cfl_weights.is_file():
+        ap.error(f"--no-cfl-weights: no such file {args.no_cfl_weights}")
     if args.jobs < 1:
         ap.error("--jobs must be >= 1")
     if args.images is not None and args.images < 1:
@@ -578,6 +654,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # The optional ablation variant is part of this run only.
+    _blind_weights[:] = [str(args.no_cfl_weights)] if args.no_cfl_weights else []
+    try:
+        return _run(args, argv)
+    finally:
+        _blind_weights.clear()
+
+
+def _run(args, argv) -> int:
     t_start = time.perf_counter()
     load_start = _loadavg()
     warnings: list[str] = []
@@ -588,7 +673,7 @@ def main(argv=None) -> int:
 
     # The RD sweep for every variant, plus quality 50 for the stage table when
     # the sweep lacks it (those extra points stay out of the RD curves).
-    jobs = [Job(v, q, p.stem, str(p)) for v in VARIANT_NAMES for q in args.qualities for p in images]
+    jobs = [Job(v, q, p.stem, str(p)) for v in variant_names() for q in args.qualities for p in images]
     if DETAIL_QUALITY not in args.qualities:
         jobs += [Job(v, DETAIL_QUALITY, p.stem, str(p)) for v in STAGE_VARIANTS for p in images]
 

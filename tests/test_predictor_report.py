@@ -53,3 +53,44 @@ def test_report_end_to_end(tmp_path):
     assert all(float(r["bpp"]) > 0 and float(r["psnr_rgb"]) > 20 for r in rows)
 
     assert (out / "prediction_synthetic.png").stat().st_size > 10_000
+
+
+def test_blind_chroma_network_never_sees_its_guides():
+    """The chroma-from-luma ablation runs its network with the guide windows
+    at 128 (zero input), as it was trained, whatever the decoded luma is."""
+    import numpy as np
+    from blockcodec import quantization, zoo
+    from blockcodec.predictors import PlaneInfo
+
+    blind = pr.GuideBlind(str(zoo.path("blockcnn")))
+    rng = np.random.default_rng(0)
+    ctx = rng.integers(0, 256, (5, 24, 24)).astype(np.uint8)
+    avail = np.ones((5, 4), np.uint8)
+    info = PlaneInfo(2, True, 50, quantization.qtable(50, True))
+    a, b = (rng.integers(0, 256, (5, 2, 24, 24)).astype(np.uint8) for _ in range(2))
+    grey = np.full_like(a, 128)
+    np.testing.assert_array_equal(blind.predict(ctx, avail, info, a), blind.predict(ctx, avail, info, b))
+    np.testing.assert_array_equal(blind.predict(ctx, avail, info, a),
+                                  predictors.get("blockcnn").predict(ctx, avail, info, grey))
+    assert not np.array_equal(predictors.get("blockcnn").predict(ctx, avail, info, a),
+                              predictors.get("blockcnn").predict(ctx, avail, info, grey))
+
+
+def test_report_with_the_no_cfl_variant(tmp_path):
+    from blockcodec import zoo
+
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(textured_image(40, 56, 3, seed=3)).save(images / "synthetic.png")
+    out = tmp_path / "out"
+    registry_before = dict(predictors.REGISTRY)
+    argv = ["--kodak-dir", str(images), "--qualities", "30,50", "--out", str(out), "--no-figure",
+            "--quiet", "--no-cfl-weights", str(zoo.path("blockcnn"))]
+    assert pr.main(argv) == 0
+    assert predictors.REGISTRY == registry_before and pr.variants() == pr.VARIANTS
+    md = (out / "ablation.md").read_text()
+    assert sum(line.startswith("| blockcnn-no-cfl |") for line in md.splitlines()) == 1
+    assert "- blockcnn vs blockcnn-no-cfl:" in md
+    with (out / "ablation.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r["variant"] == "blockcnn-no-cfl"]
+    assert len(rows) == 2 and all(int(r["predictor_id"]) >= 200 for r in rows)

@@ -371,8 +371,10 @@ class IntegerNet:
         head = self.layers[-1]["weight"]
         self.layers[-1]["fc"] = head.permute(0, 2, 3, 1).reshape(64, -1).t().contiguous()
 
-    def __call__(self, x_int: np.ndarray, dtype=torch.float32, reference: bool = False) -> np.ndarray:
-        """x_int int16 [n, C_in, 24, 24] -> uint8 [n, 64] predicted pixels.
+    def __call__(self, x_int: np.ndarray, dtype=torch.float32, reference: bool = False,
+                 head: bool = True) -> np.ndarray:
+        """x_int int16 [n, C_in, 24, 24] -> uint8 [n, 64] predicted pixels
+        (``head=False``: the int8 features the head reads, [n, 6 * 6 * width]).
 
         Activations are channels-last (NHWC) between layers: oneDNN is fastest
         that way for these small maps, and the C core then walks channels
@@ -391,6 +393,8 @@ class IntegerNet:
             for i, layer in enumerate(L):
                 inputs.append(a)
                 last = i == len(L) - 1
+                if last and not head:
+                    return a.reshape(n, -1).numpy().astype(np.int8)
                 if not exact32:
                     a = a.to(dtype)
                 if last:   # fully connected head: one matmul over the NHWC features
