@@ -1,0 +1,99 @@
+"""Restoration networks: the five architectures' shapes, sizes and calling
+convention, and tiled inference.
+
+Specification:
+  * every registered architecture maps [N, C, H, W] pixels/255 and a quality
+    feature [N] to an image of the same shape, in small and full size;
+  * networks built with an identity start (residual heads initialised to
+    zero) return their input unchanged before training;
+  * the quality feature changes the output (the models are conditioned);
+  * tiled inference gives any image size back in its own shape and dtype,
+    and matches a whole-image pass for a network whose receptive field fits
+    in the tile margin;
+  * parameter and multiply-add counts are reported per model.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from blockcodec import quantization, restoration  # noqa: E402
+from blockcodec.restoration import tiling  # noqa: E402
+
+NAMES = sorted(restoration.ARCHITECTURES)
+IDENTITY_AT_START = {"blockcnn-ar", "hourglass", "reshuffle", "wdsr"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("size", ["small", "full"])
+def test_shapes(name, size):
+    net = restoration.build(name, size).eval()
+    m = max(net.multiple, 8)
+    x = torch.rand(2, 1, 2 * m, 3 * m)
+    with torch.no_grad():
+        y = net(x, torch.tensor([0.2, 0.7]))
+    assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", sorted(IDENTITY_AT_START))
+def test_untrained_network_is_the_identity(name):
+    net = restoration.build(name).eval()
+    x = torch.rand(1, 1, 32, 48)
+    with torch.no_grad():
+        assert torch.allclose(net(x, torch.tensor([0.5])), x, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_quality_input_reaches_the_output(name):
+    torch.manual_seed(1)
+    net = restoration.build(name).eval()
+    for p in net.parameters():              # leave the identity start
+        p.data.add_(0.05 * torch.randn_like(p))
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        assert not torch.allclose(net(x, torch.tensor([0.1])), net(x, torch.tensor([0.9])))
+
+
+def test_unknown_architecture_and_size_refused():
+    with pytest.raises(ValueError, match="unknown restoration architecture"):
+        restoration.build("srcnn")
+    with pytest.raises(ValueError, match="size"):
+        restoration.build("arcnn", "huge")
+
+
+def test_quality_feature_orders_quantizers():
+    feats = [restoration.quality_feature(quantization.qtable(q, False)) for q in (10, 50, 90, 100)]
+    assert feats == sorted(feats, reverse=True)
+    assert 0.0 <= feats[-1] < feats[0] <= 1.0
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (8, 8), (300, 17), (20, 30, 1)])
+def test_tiled_restore_keeps_shape_and_dtype(shape):
+    net = restoration.build("reshuffle")
+    img = np.random.default_rng(0).integers(0, 256, shape).astype(np.uint8)
+    out = tiling.restore(net, img, 0.5, tile=64, overlap=16)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, img)      # untrained: the identity, through the tiling
+
+
+def test_tiles_match_a_whole_image_pass():
+    torch.manual_seed(0)
+    net = restoration.build("arcnn")    # receptive field radius 9 < the 16-pixel margin
+    img = np.random.default_rng(1).integers(0, 256, (70, 90)).astype(np.uint8)
+    tiled = tiling.restore(net, img, 0.4, tile=32, overlap=16).astype(int)
+    whole = tiling.restore(net, img, 0.4, tile=512, overlap=16).astype(int)
+    assert np.abs(tiled - whole).max() <= 1 and (tiled != whole).mean() < 0.01
+
+
+def test_channel_mismatch_refused():
+    with pytest.raises(ValueError, match="1-channel"):
+        tiling.restore(restoration.build("arcnn"), np.zeros((16, 16, 3), np.uint8), 0.5)
+
+
+def test_model_sizes_are_counted():
+    for name in NAMES:
+        net = restoration.build(name)
+        assert net.parameter_count() > 1000
+        assert 1_000 < net.macs_per_pixel() < 1_000_000
