@@ -545,6 +545,7 @@ examples:
   blockcodec train predictor --resume              continue runs/predictor/checkpoint.pt
   torchrun --nproc_per_node 2 -m blockcodec train predictor --steps 20000
                                                    data-parallel (DDP, gloo)
+  blockcodec train restoration --arch wdsr --minutes 60
 
 Training reads ../shared/data/train only (every 10th image held out for
 validation), logs to WORKDIR/log.jsonl and checkpoints every 5 minutes.
@@ -553,7 +554,7 @@ validation), logs to WORKDIR/log.jsonl and checkpoints every 5 minutes.
 
 def add_train_parser(sub) -> None:
     p = sub.add_parser(
-        "train", help="train a shipped network (the BlockCNN predictor)",
+        "train", help="train a shipped network (the BlockCNN predictor, restoration networks)",
         description="Train one of blockcodec's networks.", epilog=TRAIN_EPILOG, formatter_class=_FORMATTER)
     what = p.add_subparsers(dest="model", metavar="MODEL", title="models", required=True)
     pp = what.add_parser(
@@ -564,6 +565,14 @@ def add_train_parser(sub) -> None:
     from .train.config import add_arguments   # no torch: it loads only when training runs
     add_arguments(pp)
     pp.set_defaults(func=cmd_train_predictor)
+    pr = what.add_parser(
+        "restoration", help="a restoration network (post-filter and JPEG artifact remover)",
+        description="Train one of the five restoration designs on luminance patches decoded by JPEG "
+                    "and by blockcodec, conditioned on the quantizer; exports plain .npz weights.",
+        formatter_class=_FORMATTER)
+    from .train.restoration_config import add_arguments as add_restoration_arguments
+    add_restoration_arguments(pr)
+    pr.set_defaults(func=cmd_train_restoration)
 
 
 def cmd_train_predictor(args) -> int:
@@ -571,6 +580,16 @@ def cmd_train_predictor(args) -> int:
     try:
         out = train_predictor.run(args)
     except FileNotFoundError as exc:
+        raise CliError(str(exc)) from None
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_train_restoration(args) -> int:
+    from .train import restoration as train_restoration
+    try:
+        out = train_restoration.run(args)
+    except (FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
     print(f"wrote {out}", file=sys.stderr)
     return 0
