@@ -255,3 +255,15 @@ def test_training_runs_data_parallel_under_torchrun(tiny_data, tmp_path):
              if json.loads(line)["event"] == "start"]
     assert start and start[0]["world"] == 2
     assert bc.BlockCNNPredictor(tmp_path / "w.npz").weights_hash() != bytes(4)
+
+
+def test_batches_are_padded_to_few_sizes():
+    """oneDNN compiles a kernel per batch size: wavefront batches are padded
+    to a few sizes (the padding rows never change a prediction: see the
+    batch-of-one tests above), wasting little where batches are large."""
+    from blockcodec.predictors.blockcnn import _batch_bucket
+    sizes = {_batch_bucket(n) for n in range(1, 1025)}
+    assert len(sizes) <= 24
+    for n in range(1, 2000):
+        b = _batch_bucket(n)
+        assert b >= n and (n <= 8 or b - n < max(8, n / 4))

@@ -328,6 +328,15 @@ def export_integer(model: BlockCNN) -> dict[str, np.ndarray]:
     return out
 
 
+def _batch_bucket(n: int) -> int:
+    """n rounded up to 1, 2, 4, 8, then a multiple of 8 up to 64, of 32 up
+    to 256, of 128 beyond: at most 1/8 wasted rows where batches are large."""
+    if n <= 8:
+        return 1 << max(n - 1, 0).bit_length()
+    step = 8 if n <= 64 else 32 if n <= 256 else 128
+    return -(-n // step) * step
+
+
 class IntegerNet:
     """Runs exported integer tensors; see ``export_integer`` for the rule."""
 
@@ -382,7 +391,14 @@ class IntegerNet:
         requantization written out in float64 torch instead of the C core)
         exist for the exactness tests; every combination gives the same bits."""
         L, x_int = self.layers, np.asarray(x_int)
-        n = len(x_int)
+        n_blocks = len(x_int)
+        # oneDNN builds (JIT-compiles) a kernel for every new batch size, about
+        # 1 s for the ~250 sizes an image's wavefronts have: pad the batch to
+        # one of a few sizes instead.  Blocks never interact, so the padding
+        # rows change nothing.
+        n = _batch_bucket(n_blocks)
+        if n != n_blocks:
+            x_int = np.concatenate([x_int, np.zeros((n - n_blocks,) + x_int.shape[1:], x_int.dtype)])
         exact32 = dtype is torch.float32
         requant = self._requant_reference if reference else self._requant
         inputs = []                       # inputs[i]: the activation layer i reads
@@ -394,7 +410,7 @@ class IntegerNet:
                 inputs.append(a)
                 last = i == len(L) - 1
                 if last and not head:
-                    return a.reshape(n, -1).numpy().astype(np.int8)
+                    return a.reshape(n, -1).numpy()[:n_blocks].astype(np.int8)
                 if not exact32:
                     a = a.to(dtype)
                 if last:   # fully connected head: one matmul over the NHWC features
@@ -407,8 +423,9 @@ class IntegerNet:
                 skip = inputs[i - 1] if i in self.residual else None
                 a = requant(acc, layer, skip, relu=not last, lo=-255 if last else -ACT_MAX,
                             hi=255 if last else ACT_MAX)
-        base = x_int[:, PLANAR, 8:16, 8:16].reshape(n, 64).astype(np.int16) + 128
-        return np.clip(base + a.reshape(n, 64).numpy().astype(np.int16), 0, 255).astype(np.uint8)
+        base = x_int[:n_blocks, PLANAR, 8:16, 8:16].reshape(n_blocks, 64).astype(np.int16) + 128
+        corr = a.reshape(n, 64).numpy()[:n_blocks].astype(np.int16)
+        return np.clip(base + corr, 0, 255).astype(np.uint8)
 
     @staticmethod
     def _requant(acc, layer, skip, relu, lo, hi):
