@@ -266,4 +266,4 @@ def test_batches_are_padded_to_few_sizes():
     assert len(sizes) <= 40
     for n in range(1, 2000):
         b = _batch_bucket(n)
-        assert b >= n and (n <= 8 or b - n < n / 4)
+        assert b >= n and b - n < max(8, n / 4)
