@@ -520,6 +520,7 @@ class BlockCNNPredictor(Predictor):
             True: IntegerNet({k[7:]: v for k, v in arrays.items() if k.startswith("chroma/")}, self.chroma_cfg),
         }
         self._hash = weights_digest(arrays)
+        self._qfeat: dict[bytes, int] = {}
 
     def weights_hash(self) -> bytes:
         return self._hash
@@ -529,7 +530,11 @@ class BlockCNNPredictor(Predictor):
         return True
 
     def _inputs(self, contexts, avail, plane: PlaneInfo, guides=None):
-        return build_inputs(contexts, avail, quality_feature(plane.qtable), guides,
+        key = np.asarray(plane.qtable).tobytes()
+        qfeat = self._qfeat.get(key)
+        if qfeat is None:      # an exact big-integer power: worth computing once per table
+            qfeat = self._qfeat[key] = quality_feature(plane.qtable)
+        return build_inputs(contexts, avail, qfeat, guides,
                             is_cr=plane.index == 2, chroma=plane.chroma)
 
     def predict(self, contexts, avail, plane: PlaneInfo, guides=None):
