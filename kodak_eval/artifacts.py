@@ -44,6 +44,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .__main__ import _int_list
 from .metrics import psnr, psnr_b, ssim
 
 PKG_DIR = Path(__file__).resolve().parent
@@ -382,16 +383,6 @@ def write_csv(rows: list[dict], path: Path) -> None:
 
 
 # --- CLI --------------------------------------------------------------------------------
-
-def _int_list(s: str) -> list[int]:
-    try:
-        vals = [int(x) for x in s.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
-    if not vals or any(not 1 <= v <= 100 for v in vals):
-        raise argparse.ArgumentTypeError(f"qualities must be in 1..100, got {s!r}")
-    return vals
-
 
 def _set_list(s: str) -> list[str]:
     vals = [x.strip().lower() for x in s.split(",") if x.strip()]

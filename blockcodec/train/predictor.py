@@ -42,6 +42,7 @@ from ..predictors import FILL
 from ..predictors.blockcnn import (BlockCNN, BlockCNNConfig, build_inputs, export_integer,
                                    quality_feature, save_weights)
 from .config import TrainConfig, add_arguments
+from . import checkpoint
 from .data import list_images, split
 from .data import progress as progress_bar
 
@@ -280,15 +281,12 @@ class Trainer:
         state = dict(step=self.step, total=total, qat=self.qat, cfg=asdict(self.cfg),
                      models={str(int(k)): m.state_dict() for k, m in self.models.items()},
                      opt=self.opt.state_dict(), rng=self.rng.bit_generator.state)
-        tmp = self.workdir / "checkpoint.pt.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.workdir / "checkpoint.pt")
+        checkpoint.save(self.workdir, state)
 
     def load(self):
-        path = self.workdir / "checkpoint.pt"
-        if not path.exists():
+        state = checkpoint.load(self.workdir)
+        if state is None:
             return None
-        state = torch.load(path, weights_only=False)
         if state["qat"]:
             for ch, m in self.models.items():
                 m.enable_quantization(torch.zeros(1, len(m.config.inputs), 24, 24))

@@ -40,6 +40,7 @@ from .. import color, restoration
 from ..codec import Codec, CodecConfig
 from ..quantization import qtable
 from ..restoration.hourglass import Hourglass
+from . import checkpoint
 from .data import list_images, split
 from .restoration_config import RestorationTrainConfig, add_arguments  # noqa: F401
 from .data import progress as progress_bar
@@ -259,15 +260,12 @@ class Trainer:
     def save(self, total):
         state = dict(step=self.step, total=total, cfg=asdict(self.cfg), net=self.net.state_dict(),
                      opt=self.opt.state_dict(), rng=self.sampler.rng.bit_generator.state)
-        tmp = self.workdir / "checkpoint.pt.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.workdir / "checkpoint.pt")
+        checkpoint.save(self.workdir, state)
 
     def load(self):
-        path = self.workdir / "checkpoint.pt"
-        if not path.exists():
+        state = checkpoint.load(self.workdir)
+        if state is None:
             return None
-        state = torch.load(path, weights_only=False)
         self.net.load_state_dict(state["net"])
         self.opt.load_state_dict(state["opt"])
         self.sampler.rng.bit_generator.state = state["rng"]
