@@ -34,7 +34,9 @@ encoder and decoder cannot drift apart.
 
 Hook for learned scales: ``code_blocks`` codes whole blocks whose
 per-coefficient table ids come from outside (e.g. a CNN's predicted scale,
-bucketed), one call per batch; see issue #3.
+bucketed), one call per batch.  No shipped predictor uses it: a learned
+scale head measured no better than the context coder (docs/DESIGN.md,
+``python -m kodak_eval.scale_study``).
 """
 from __future__ import annotations
 

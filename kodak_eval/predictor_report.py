@@ -431,7 +431,7 @@ def write_markdown(path: Path, meta: dict, curves: dict, stages: dict, records: 
         f"qualities: {', '.join(map(str, meta['qualities']))}.",
         f"- BlockCNN weights: `{meta['weights_file']}`, weights hash {meta['weights_hash']}.",
         f"- Verification: all {len(records)} streams were decoded again and are bit-identical to the "
-        "encoder's reconstruction, so every variant is a working codec.  The two partial variants "
+        "encoder's reconstruction, so every variant is a working codec.  The partial variants "
         f"were registered temporarily as predictor ids {meta['temp_ids']} (never written by the "
         "shipped codec) and removed afterwards.",
         "- Metrics: bpp = file bytes × 8 / pixels (header included); PSNR-RGB = PSNR over all "
