@@ -595,8 +595,59 @@ def cmd_train_restoration(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- restore
+RESTORE_EPILOG = """\
+The JPEG's own quantization tables set the network's conditioning, so one
+model serves every JPEG quality.  Colour JPEGs are restored plane by plane
+in YCbCr; grayscale ones stay grayscale.
+
+examples:
+  blockcodec restore photo.jpg -o photo.png --weights runs/restoration-wdsr/wdsr.npz
+"""
+
+
+def add_restore_parser(sub) -> None:
+    p = sub.add_parser(
+        "restore", help="remove JPEG artifacts (a restoration network)",
+        description="Remove blocking and ringing from a JPEG file with a restoration network.",
+        epilog=RESTORE_EPILOG, formatter_class=_FORMATTER)
+    p.add_argument("input", metavar="IN", help="input JPEG file, or '-' for standard input")
+    p.add_argument("-o", "--output", metavar="OUT", required=True,
+                   help="output image (format from the extension; PNG keeps it lossless)")
+    p.add_argument("--weights", metavar="NPZ", required=True,
+                   help="restoration weights from 'blockcodec train restoration'")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
+    p.set_defaults(func=cmd_restore)
+
+
+def cmd_restore(args) -> int:
+    from PIL import Image
+
+    from .restoration.jpeg import restore_jpeg
+    from .train.restoration import load_weights
+
+    check_input(args.input)
+    check_input(args.weights)
+    check_output(args.output, inputs=(args.input, args.weights), force=args.force)
+    fmt = _pillow_format_for(args.output)
+    data = read_input_bytes(args.input)
+    try:
+        net, _ = load_weights(args.weights)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise CliError(f"cannot load restoration weights {args.weights!r}: {_one_line(exc)}") from None
+    image = restore_jpeg(data, net)
+    buf = io.BytesIO()
+    try:
+        Image.fromarray(image).save(buf, format=fmt)
+    except Exception as exc:
+        raise CliError(f"cannot write {_display(args.output, output=True)} as {fmt}: {exc}") from None
+    write_output(args.output, buf.getvalue(), force=args.force)
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- top level
-SUBCOMMANDS = [add_encode_parser, add_decode_parser, add_info_parser, add_train_parser]
+SUBCOMMANDS = [add_encode_parser, add_decode_parser, add_info_parser, add_restore_parser,
+               add_train_parser]
 
 MAIN_EPILOG = """\
 examples:

@@ -152,3 +152,72 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     save_weights(tmp_path / "w.npz", net, "wdsr", {})
     with pytest.raises(Exception):
         load_weights(tmp_path / "w.npz")
+
+
+# ------------------------------------------------------- blockcodec restore
+
+@pytest.fixture(scope="module")
+def identity_weights(tmp_path_factory):
+    """An untrained identity-start network: restoring must give the decoded JPEG back."""
+    from blockcodec.train.restoration import save_weights
+    path = tmp_path_factory.mktemp("w") / "wdsr.npz"
+    save_weights(path, restoration.build("wdsr"), "wdsr", {})
+    return path
+
+
+def _jpeg(tmp_path, channels, quality=30, size=(45, 61)):
+    import io
+    from PIL import Image
+    from conftest import textured_image
+    img = textured_image(*size, channels, seed=5)
+    path = tmp_path / f"in{channels}.jpg"
+    Image.fromarray(img).save(path, format="JPEG", quality=quality)
+    return path
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_restore_cli_reads_gray_and_colour_jpegs(tmp_path, identity_weights, channels):
+    from PIL import Image
+    from blockcodec.cli import main
+    src = _jpeg(tmp_path, channels)
+    out = tmp_path / "out.png"
+    assert main(["restore", str(src), "-o", str(out), "--weights", str(identity_weights)]) == 0
+    got = np.asarray(Image.open(out))
+    ref = np.asarray(Image.open(src))
+    assert got.shape == ref.shape
+    # Identity network: the JPEG's own decode, up to the YCbCr -> RGB rounding for colour.
+    assert np.abs(got.astype(int) - ref.astype(int)).max() <= (0 if channels == 1 else 3)
+
+
+def test_restore_conditions_each_plane_on_its_own_table(identity_weights, tmp_path, monkeypatch):
+    from blockcodec.restoration import jpeg as rj
+    seen = []
+    monkeypatch.setattr(rj, "restore", lambda net, arr, q: seen.append(q) or arr)
+    rj.restore_jpeg(_jpeg(tmp_path, 3, quality=20).read_bytes(), restoration.build("wdsr"))
+    luma, cb, cr = seen
+    assert cb == cr and luma != cb
+    from blockcodec.train.restoration import jpeg_feature
+    assert luma == pytest.approx(jpeg_feature(20))
+
+
+def test_restore_cli_refuses_non_jpeg_input(tmp_path, identity_weights, capsys):
+    from PIL import Image
+    from blockcodec.cli import main
+    png = tmp_path / "x.png"
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(png)
+    out = tmp_path / "out.png"
+    assert main(["restore", str(png), "-o", str(out), "--weights", str(identity_weights)]) == 1
+    err = capsys.readouterr().err
+    assert "not a JPEG" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_restore_cli_refuses_bad_weights_and_keeps_existing_output(tmp_path, capsys):
+    from blockcodec.cli import main
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not an npz")
+    out = tmp_path / "out.png"
+    out.write_bytes(b"keep me")
+    assert main(["restore", str(_jpeg(tmp_path, 1)), "-o", str(out), "--weights", str(bad), "-f"]) == 1
+    assert out.read_bytes() == b"keep me"
+    assert "cannot load restoration weights" in capsys.readouterr().err

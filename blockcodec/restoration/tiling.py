@@ -30,7 +30,7 @@ def restore(net: RestorationNet, image: np.ndarray, q: float, tile: int = 256, o
         raise ValueError(f"the network restores {net.config.channels}-channel images, got {c}")
     m = int(np.lcm(net.multiple, 8))
     tile, overlap = _round_up(tile, m), _round_up(overlap, m)
-    x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255)[None]
+    x = torch.from_numpy(np.array(img.transpose(2, 0, 1))).float().div_(255)[None]   # a writable copy
     ph, pw = _round_up(h, m), _round_up(w, m)
     x = torch.nn.functional.pad(x, (overlap, overlap + pw - w, overlap, overlap + ph - h), mode="replicate")
     out = torch.empty(1, c, ph, pw)
