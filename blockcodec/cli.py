@@ -564,7 +564,7 @@ def add_train_parser(sub) -> None:
         formatter_class=_FORMATTER)
     from .train.config import add_arguments   # no torch: it loads only when training runs
     add_arguments(pp)
-    pp.set_defaults(func=cmd_train_predictor)
+    pp.set_defaults(func=cmd_train, trainer="predictor")
     pr = what.add_parser(
         "restoration", help="a restoration network (post-filter and JPEG artifact remover)",
         description="Train one of the five restoration designs on luminance patches decoded by JPEG "
@@ -572,23 +572,16 @@ def add_train_parser(sub) -> None:
         formatter_class=_FORMATTER)
     from .train.restoration_config import add_arguments as add_restoration_arguments
     add_restoration_arguments(pr)
-    pr.set_defaults(func=cmd_train_restoration)
+    pr.set_defaults(func=cmd_train, trainer="restoration")
 
 
-def cmd_train_predictor(args) -> int:
-    from .train import predictor as train_predictor
+def cmd_train(args) -> int:
+    """Both trainers: ``args.trainer`` names the module, whose ``run(args)``
+    returns the weights file it wrote."""
+    import importlib
+    module = importlib.import_module(f".train.{args.trainer}", __package__)
     try:
-        out = train_predictor.run(args)
-    except FileNotFoundError as exc:
-        raise CliError(str(exc)) from None
-    print(f"wrote {out}", file=sys.stderr)
-    return 0
-
-
-def cmd_train_restoration(args) -> int:
-    from .train import restoration as train_restoration
-    try:
-        out = train_restoration.run(args)
+        out = module.run(args)
     except (FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
     print(f"wrote {out}", file=sys.stderr)

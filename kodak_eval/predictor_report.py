@@ -66,6 +66,7 @@ import numpy as np  # noqa: E402
 import blockcodec  # noqa: E402
 from blockcodec import predictors, zoo  # noqa: E402
 from blockcodec.predictors import Predictor  # noqa: E402
+from blockcodec.predictors.base import by_plane_kind  # noqa: E402
 
 from .__main__ import (  # noqa: E402
     KODAK_REL, PKG_DIR, _int_list, _loadavg, kodak_images, library_versions, machine_info)
@@ -141,12 +142,7 @@ class PerPlanePredictor(Predictor):
 
     def predict_many(self, parts):
         # Keep the halves' own batching (Cb and Cr in one network call).
-        out: list = [None] * len(parts)
-        for half, chroma in ((self.luma, False), (self.chroma, True)):
-            mine = [i for i, p in enumerate(parts) if p[2].chroma == chroma]
-            for i, pred in zip(mine, half.predict_many([parts[i] for i in mine]) if mine else []):
-                out[i] = pred
-        return out
+        return by_plane_kind(parts, lambda chroma, sub: (self.chroma if chroma else self.luma).predict_many(sub))
 
     def weights_hash(self) -> bytes:
         # A decoder must refuse the stream if either half changed.

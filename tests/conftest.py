@@ -100,3 +100,15 @@ def noise_rgb() -> np.ndarray:
 def odd_size(request) -> tuple[int, int]:
     """(height, width) of an image whose sides are not multiples of 8 or 16."""
     return request.param
+
+
+@pytest.fixture(scope="session")
+def training_images(tmp_path_factory):
+    """Eight small textured PNGs standing in for ../shared/data/train in the
+    training tests (the every-10th split holds out the first one); each is
+    at least 72x80, so 64x64 restoration patches fit."""
+    from PIL import Image
+    d = tmp_path_factory.mktemp("train")
+    for i in range(8):
+        Image.fromarray(textured_image(72 + 8 * i, 80, 3, seed=i)).save(d / f"img{i}.png")
+    return d

@@ -215,24 +215,15 @@ def test_a_modified_shipped_file_is_refused(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------- training
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("train")
-    from PIL import Image
-    for i in range(6):
-        Image.fromarray(textured_image(48 + 8 * i, 64, 3, seed=i)).save(d / f"img{i}.png")
-    return d
-
-
 def _train_cmd(data, workdir, extra=()):
     return ["train", "predictor", "--data", str(data), "--workdir", str(workdir),
             "--output", str(workdir / "w.npz"), "--steps", "6", "--batch", "16", "--no-progress",
             "--width", "8", "--chroma-width", "8", *extra]
 
 
-def test_training_runs_resumes_and_exports_a_usable_model(tiny_data, tmp_path):
+def test_training_runs_resumes_and_exports_a_usable_model(training_images, tmp_path):
     from blockcodec.cli import main
-    assert main(_train_cmd(tiny_data, tmp_path)) == 0
+    assert main(_train_cmd(training_images, tmp_path)) == 0
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert {"data", "baseline", "start", "val", "qat"} <= {r["event"] for r in log}
     p = bc.BlockCNNPredictor(tmp_path / "w.npz")
@@ -240,15 +231,15 @@ def test_training_runs_resumes_and_exports_a_usable_model(tiny_data, tmp_path):
     out = p.predict(x, np.ones((3, 4), np.uint8), PlaneInfo(0, False, 50, quantization.qtable(50, False)))
     assert out.shape == (3, 8, 8) and out.dtype == np.uint8
     # Resuming a finished run continues from its checkpoint and re-exports.
-    assert main(_train_cmd(tiny_data, tmp_path, ["--resume", "--steps", "8"])) == 0
+    assert main(_train_cmd(training_images, tmp_path, ["--resume", "--steps", "8"])) == 0
     assert any(json.loads(line)["event"] == "resume" for line in (tmp_path / "log.jsonl").read_text().splitlines())
 
 
-def test_training_runs_data_parallel_under_torchrun(tiny_data, tmp_path):
+def test_training_runs_data_parallel_under_torchrun(training_images, tmp_path):
     """World size 2 on CPU (gloo), a few steps."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "blockcodec", *_train_cmd(tiny_data, tmp_path)]
+           "-m", "blockcodec", *_train_cmd(training_images, tmp_path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     start = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()

@@ -20,11 +20,16 @@ from conftest import textured_image  # noqa: E402
 from kodak_eval import predictor_report as pr  # noqa: E402
 
 
-def test_report_end_to_end(tmp_path):
+def _synthetic_kodak(tmp_path, h, w, seed):
+    """A one-image stand-in for the Kodak folder, and an output folder."""
     images = tmp_path / "images"
     images.mkdir()
-    Image.fromarray(textured_image(72, 104, 3, seed=7)).save(images / "synthetic.png")
-    out = tmp_path / "out"
+    Image.fromarray(textured_image(h, w, 3, seed=seed)).save(images / "synthetic.png")
+    return images, tmp_path / "out"
+
+
+def test_report_end_to_end(tmp_path):
+    images, out = _synthetic_kodak(tmp_path, 72, 104, seed=7)
     registry_before = dict(predictors.REGISTRY)
     threads_before = torch.get_num_threads()
 
@@ -79,10 +84,7 @@ def test_blind_chroma_network_never_sees_its_guides():
 def test_report_with_the_no_cfl_variant(tmp_path):
     from blockcodec import zoo
 
-    images = tmp_path / "images"
-    images.mkdir()
-    Image.fromarray(textured_image(40, 56, 3, seed=3)).save(images / "synthetic.png")
-    out = tmp_path / "out"
+    images, out = _synthetic_kodak(tmp_path, 40, 56, seed=3)
     registry_before = dict(predictors.REGISTRY)
     argv = ["--kodak-dir", str(images), "--qualities", "30,50", "--out", str(out), "--no-figure",
             "--quiet", "--no-cfl-weights", str(zoo.path("blockcnn"))]

@@ -101,16 +101,6 @@ def test_model_sizes_are_counted():
 
 # --------------------------------------------------------------- training
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    from PIL import Image
-    from conftest import textured_image
-    d = tmp_path_factory.mktemp("train")
-    for i in range(8):
-        Image.fromarray(textured_image(72 + 8 * i, 80, 3, seed=i)).save(d / f"img{i}.png")
-    return d
-
-
 def _train(data, workdir, arch, extra=()):
     from blockcodec.cli import main
     return main(["train", "restoration", "--arch", arch, "--data", str(data), "--workdir", str(workdir),
@@ -119,10 +109,10 @@ def _train(data, workdir, arch, extra=()):
 
 
 @pytest.mark.parametrize("arch", NAMES)
-def test_training_runs_resumes_and_exports_a_loadable_model(tiny_data, tmp_path, arch):
+def test_training_runs_resumes_and_exports_a_loadable_model(training_images, tmp_path, arch):
     import json
     from blockcodec.train.restoration import load_weights
-    assert _train(tiny_data, tmp_path, arch) == 0
+    assert _train(training_images, tmp_path, arch) == 0
     events = [json.loads(line)["event"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert {"data", "start", "val"} <= set(events)
     net, meta = load_weights(tmp_path / "w.npz")
@@ -130,15 +120,15 @@ def test_training_runs_resumes_and_exports_a_loadable_model(tiny_data, tmp_path,
     out = tiling.restore(net, np.full((20, 28), 100, np.uint8), 0.5)
     assert out.shape == (20, 28)
     # Resume continues the run and exports again; the codec data is cached.
-    assert _train(tiny_data, tmp_path, arch, ["--resume", "--steps", "6"]) == 0
+    assert _train(training_images, tmp_path, arch, ["--resume", "--steps", "6"]) == 0
     assert load_weights(tmp_path / "w.npz")[1]["trained_steps"] == 6
     assert list(tmp_path.glob("codec_train_*.npz"))
 
 
-def test_easy_to_hard_transfer_starts_from_given_weights(tiny_data, tmp_path):
+def test_easy_to_hard_transfer_starts_from_given_weights(training_images, tmp_path):
     from blockcodec.train.restoration import load_weights
-    assert _train(tiny_data, tmp_path / "a", "arcnn") == 0
-    assert _train(tiny_data, tmp_path / "b", "arcnn", ["--init-from", str(tmp_path / "a" / "w.npz"),
+    assert _train(training_images, tmp_path / "a", "arcnn") == 0
+    assert _train(training_images, tmp_path / "b", "arcnn", ["--init-from", str(tmp_path / "a" / "w.npz"),
                                                         "--lr", "0"]) == 0
     a, _ = load_weights(tmp_path / "a" / "w.npz")
     b, _ = load_weights(tmp_path / "b" / "w.npz")
@@ -166,7 +156,6 @@ def identity_weights(tmp_path_factory):
 
 
 def _jpeg(tmp_path, channels, quality=30, size=(45, 61)):
-    import io
     from PIL import Image
     from conftest import textured_image
     img = textured_image(*size, channels, seed=5)

@@ -71,3 +71,17 @@ class Predictor(ABC):
         """False for predictors that ignore their contexts: the engine may then
         code a whole plane as one batch."""
         return True
+
+
+def by_plane_kind(parts: list[tuple], run) -> list[np.ndarray]:
+    """``predict_many`` for predictors with separate luma and chroma
+    machinery: ``run(chroma, sub_parts)`` is called once for the luma parts
+    and once for the chroma parts (when there are any), and the predictions
+    come back in the order of ``parts``."""
+    out: list = [None] * len(parts)
+    for chroma in (False, True):
+        mine = [i for i, part in enumerate(parts) if part[2].chroma == chroma]
+        if mine:
+            for i, pred in zip(mine, run(chroma, [parts[i] for i in mine])):
+                out[i] = pred
+    return out

@@ -38,7 +38,7 @@ from torch import nn
 
 from .. import _cext
 from ..errors import BlockcodecError
-from .base import CONTEXT, TOP, TOP_LEFT, TOP_RIGHT, LEFT, PlaneInfo, Predictor
+from .base import CONTEXT, TOP, TOP_LEFT, TOP_RIGHT, LEFT, PlaneInfo, Predictor, by_plane_kind
 from .classical import PlanarPredictor
 
 _PLANAR = PlanarPredictor()   # the baseline the network corrects
@@ -543,16 +543,16 @@ class BlockCNNPredictor(Predictor):
     def predict_many(self, parts):
         """Batches that share a network (Cb and Cr) go through it as one:
         its cost is mostly per call, and batching never changes the bits."""
-        out: list = [None] * len(parts)
-        for chroma in (False, True):
-            mine = [i for i, p in enumerate(parts) if p[2].chroma == chroma]
-            if not mine:
-                continue
-            xs = [self._inputs(*parts[i]) for i in mine]
-            pred = self.nets[chroma](np.concatenate(xs)).reshape(-1, 8, 8)
-            for i, part in zip(mine, np.split(pred, np.cumsum([len(x) for x in xs])[:-1])):
-                out[i] = part
-        return out
+        return by_plane_kind(parts, self._run_joined)
+
+    def _run_joined(self, chroma: bool, parts) -> list[np.ndarray]:
+        xs = [self._inputs(*part) for part in parts]
+        n = sum(len(x) for x in xs)
+        pad = _batch_bucket(n) - n
+        if pad:   # padded here, in the one copy that joins the batches
+            xs.append(np.zeros((pad,) + xs[0].shape[1:], xs[0].dtype))
+        pred = self.nets[chroma](np.concatenate(xs))[:n].reshape(-1, 8, 8)
+        return np.split(pred, np.cumsum([len(x) for x in xs[:len(parts)]])[:-1])
 
     def macs_per_block(self, chroma: bool) -> int:
         cfg = self.chroma_cfg if chroma else self.luma_cfg

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _cext
-from .base import FILL, LEFT, TOP, TOP_RIGHT, PlaneInfo, Predictor
+from .base import FILL, LEFT, TOP, TOP_RIGHT, Predictor
 
 
 class NonePredictor(Predictor):

@@ -22,7 +22,6 @@ few minutes; ``--resume`` continues.  Weights are exported as a plain .npz
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import math
@@ -42,7 +41,7 @@ from ..quantization import qtable
 from ..restoration.hourglass import Hourglass
 from . import checkpoint
 from .data import list_images, split
-from .restoration_config import RestorationTrainConfig, add_arguments  # noqa: F401
+from .restoration_config import RestorationTrainConfig
 from .data import progress as progress_bar
 
 
@@ -61,7 +60,6 @@ def jpeg(gray: np.ndarray, quality: int) -> np.ndarray:
 
 def jpeg_feature(quality: int) -> float:
     """The quality feature of the luminance table Pillow writes at ``quality``."""
-    from PIL import JpegImagePlugin  # noqa: F401  (registers the plugin)
     buf = io.BytesIO()
     Image.new("L", (8, 8)).save(buf, format="JPEG", quality=int(quality))
     table = Image.open(io.BytesIO(buf.getvalue())).quantization[0]
