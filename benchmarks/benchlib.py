@@ -25,6 +25,19 @@ def list_kodak(kodak_dir: str, n: int | None) -> list[str]:
     return [os.path.join(kodak_dir, f) for f in names]
 
 
+def make_codec(spec: str, quality: int):
+    """A blockcodec.Codec from a benchmark setting: a predictor name, with
+    '+FILTER' for the post-filter the stream records (the decoder runs it;
+    '+default' is the shipped default).  A bare name means no post-filter,
+    so that earlier settings keep measuring what they measured."""
+    import blockcodec
+
+    pred, _, filt = spec.partition("+")
+    if filt == "default":
+        filt = blockcodec.postfilters.DEFAULT
+    return blockcodec.Codec(quality=quality, predictor=pred, postfilter=filt or "none")
+
+
 def load_png(path: str):
     """Read an image the way the blockcodec CLI does: Pillow open + load, then
     blockcodec.images.as_image_array (uint8 H x W x 3, C-contiguous)."""

@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     # Warm-up with a tiny image: lazy imports, entropy tables, constriction.
     rng = np.random.default_rng(0)
     tiny = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    codec = blockcodec.Codec(quality=args.quality, predictor=args.predictor)
+    codec = benchlib.make_codec(args.predictor, args.quality)
     blockcodec.decode_result(codec.encode(tiny, keep_trace=False).data)
     del tiny
 

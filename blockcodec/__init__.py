@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import predictors
+from . import postfilter as postfilters, predictors
 from .codec import Codec, CodecConfig, Result, decode_result
 from .errors import BlockcodecError
 from .images import ConversionWarning
@@ -22,19 +22,23 @@ __version__ = "0.1.0"
 
 
 def encode(image, quality: int = 75, *, subsampling: str = "420", predictor: str = predictors.DEFAULT,
-           dc_prediction: bool | None = None) -> bytes:
+           dc_prediction: bool | None = None, postfilter: str = postfilters.DEFAULT) -> bytes:
     """Compress a uint8 image (numpy H x W or H x W x 3, or a PIL image) to bytes.
     ``predictor`` is a name from ``blockcodec.predictors.REGISTRY`` (default: the
-    shipped BlockCNN)."""
+    shipped BlockCNN); ``postfilter`` is the restoration network the stream asks
+    its decoder to apply, a name from ``blockcodec.postfilters.NAMES`` or "none"
+    (it does not change the coded bits)."""
     cfg = CodecConfig(quality=quality, subsampling=subsampling, predictor=predictor,
-                      dc_prediction=dc_prediction)
+                      dc_prediction=dc_prediction, postfilter=postfilter)
     return Codec(cfg).encode(image, keep_trace=False).data
 
 
-def decode(data) -> np.ndarray:
-    """Decompress bytes to a uint8 numpy array (H x W for gray, H x W x 3 for colour)."""
-    return decode_result(data).image
+def decode(data, *, postfilter: str | None = None) -> np.ndarray:
+    """Decompress bytes to a uint8 numpy array (H x W for gray, H x W x 3 for colour).
+    ``postfilter``: None runs the post-filter the stream records; a name from
+    ``blockcodec.postfilters.NAMES`` or "none" overrides it."""
+    return decode_result(data, postfilter_choice=postfilter).image
 
 
-__all__ = ["encode", "decode", "Codec", "CodecConfig", "Result", "Rounding", "BlockcodecError",
+__all__ = ["encode", "decode", "postfilters", "Codec", "CodecConfig", "Result", "Rounding", "BlockcodecError",
            "ConversionWarning", "__version__"]

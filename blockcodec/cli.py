@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import __version__, bitstream, predictors
+from . import __version__, bitstream, postfilter, predictors
 from .errors import BlockcodecError
 from .images import ConversionWarning
 
@@ -321,7 +321,8 @@ class _Encoded:
 def _encode_at(image: np.ndarray, quality: int, args) -> _Encoded:
     from .codec import Codec, CodecConfig
 
-    cfg = CodecConfig(quality=quality, subsampling=args.subsampling, predictor=args.predictor)
+    cfg = CodecConfig(quality=quality, subsampling=args.subsampling, predictor=args.predictor,
+                      postfilter=args.postfilter)
     return _Encoded(quality, Codec(cfg).encode(image, keep_trace=False))
 
 
@@ -383,9 +384,13 @@ def add_encode_parser(sub) -> None:
                         "chroma) or 444 (full); ignored for gray images")
     p.add_argument("--predictor", choices=list(predictors.REGISTRY), default=predictors.DEFAULT,
                    metavar="NAME", help=f"block predictor, one of: {names} (default {predictors.DEFAULT})")
+    p.add_argument("--postfilter", choices=list(postfilter.NAMES), default=postfilter.DEFAULT, metavar="NAME",
+                   help=f"restoration network the stream asks its decoder to run, one of: "
+                        f"{', '.join(postfilter.NAMES)} (default {postfilter.DEFAULT}); it does not "
+                        f"change the coded bits")
     p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
     p.add_argument("-v", "--verbose", action="store_true",
-                   help="print a summary (size, bpp, quality, PSNR) to standard error")
+                   help="print a summary (size, bpp, quality, PSNR before the post-filter) to standard error")
     p.set_defaults(func=cmd_encode)
 
 
@@ -419,8 +424,14 @@ The output format follows OUT's extension (.png, .bmp, .tif, .ppm, .jpg, ... -
 anything Pillow can write); '-' writes PNG to standard output.  Gray streams
 decode to a grayscale image, colour streams to RGB.
 
+The post-filter the stream records (a restoration network run on the decoded
+planes, outside the coding loop) is applied unless --postfilter picks another
+or 'none'.
+
 examples:
   blockcodec decode photo.bkc -o photo.png
+  blockcodec decode photo.bkc -o raw.png --postfilter none
+                                                        the exact in-loop reconstruction
   blockcodec decode photo.bkc -o photo.ppm -f           replace an existing photo.ppm
   blockcodec decode - -o - < photo.bkc > photo.png      pipes
 """
@@ -434,6 +445,8 @@ def add_decode_parser(sub) -> None:
     p.add_argument("input", metavar="IN", help="input .bkc file, or '-' for standard input")
     p.add_argument("-o", "--output", metavar="OUT", required=True,
                    help="output image (format from the extension), or '-' for PNG on standard output")
+    p.add_argument("--postfilter", choices=list(postfilter.NAMES), default=None, metavar="NAME",
+                   help=f"post-filter to run instead of the stream's own, one of: {', '.join(postfilter.NAMES)}")
     p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
     p.add_argument("-v", "--verbose", action="store_true", help="print a summary to standard error")
     p.set_defaults(func=cmd_decode)
@@ -448,7 +461,7 @@ def cmd_decode(args) -> int:
     check_output(args.output, inputs=(args.input,), force=args.force)
     fmt = _pillow_format_for(args.output)   # before decoding: no work for an unwritable format
     data = read_input_bytes(args.input)
-    result = decode_result(data)
+    result = decode_result(data, postfilter_choice=args.postfilter)
     buf = io.BytesIO()
     try:
         Image.fromarray(result.image).save(buf, format=fmt)
@@ -459,7 +472,7 @@ def cmd_decode(args) -> int:
         h = result.header
         print(f"{PROG}: {_name(args.input)}: {h.width}x{h.height} "
               f"{bitstream.MODE_NAMES[h.mode]}, quality {h.quality}, {len(data)} bytes, "
-              f"{result.bpp:.3f} bpp -> {fmt}", file=sys.stderr)
+              f"{result.bpp:.3f} bpp, post-filter {result.postfilter} -> {fmt}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -490,6 +503,13 @@ def _hash_note(stream_hash: bytes, ours) -> str:
     return "(matches this build)" if ours == stream_hash else f"(this build has {ours.hex()}: cannot decode)"
 
 
+def _filter_hash_note(stream_hash: bytes, ours) -> str:
+    if isinstance(ours, Exception):
+        return "(unknown here: decode with --postfilter)"
+    return "(matches this build)" if ours == stream_hash else \
+        f"(this build has {ours.hex()}: decode with --postfilter)"
+
+
 def cmd_info(args) -> int:
     check_input(args.input)
     data = read_input_bytes(args.input)
@@ -511,11 +531,16 @@ def cmd_info(args) -> int:
         ours_t: object = entropy.default_tables().hash
     except Exception as exc:
         ours_t = exc
+    try:
+        fname = postfilter.name_of(header.postfilter_id)
+        ours_f: object = postfilter.weights_hash(fname)
+    except BlockcodecError as exc:
+        fname, ours_f = None, exc
     if header.postfilter_id == 0:
-        postfilter = "none (id 0)"
+        filter_row = "none (id 0)"
     else:
-        postfilter = (f"id {header.postfilter_id} (unknown to this version), "
-                      f"hash {header.postfilter_hash.hex()}")
+        filter_row = (f"{fname or 'unknown'} (id {header.postfilter_id}), hash {header.postfilter_hash.hex()} "
+                      f"{_filter_hash_note(header.postfilter_hash, ours_f)}")
     pixels = header.width * header.height
     rows = [
         ("file", "<stdin>" if args.input == STDIO else args.input),
@@ -526,7 +551,7 @@ def cmd_info(args) -> int:
         ("predictor", f"{pname if pname else 'unknown'} (id {header.predictor_id})"),
         ("predictor hash", f"{header.predictor_hash.hex()} {_hash_note(header.predictor_hash, ours_p)}"),
         ("dc prediction", "on" if header.dc_prediction else "off"),
-        ("post-filter", postfilter),
+        ("post-filter", filter_row),
         ("entropy tables", f"{header.tables_hash.hex()} {_hash_note(header.tables_hash, ours_t)}"),
         ("payload", f"{len(payload)} bytes"),
         ("file size", f"{len(data)} bytes"),
@@ -589,12 +614,20 @@ def cmd_train(args) -> int:
 
 
 # --------------------------------------------------------------------------- restore
+# The shipped network with the best measured LIVE1 gain (kodak_eval/results/artifacts.md).
+RESTORE_DEFAULT = "wdsr"
+
 RESTORE_EPILOG = """\
 The JPEG's own quantization tables set the network's conditioning, so one
 model serves every JPEG quality.  Colour JPEGs are restored plane by plane
 in YCbCr; grayscale ones stay grayscale.
 
+Shipped models (--model): blockcnn-ar, arcnn, hourglass, reshuffle, wdsr; the
+default is the one measured best on LIVE1 (kodak_eval/results/artifacts.md).
+
 examples:
+  blockcodec restore photo.jpg -o photo.png
+  blockcodec restore photo.jpg -o photo.png --model arcnn
   blockcodec restore photo.jpg -o photo.png --weights runs/restoration-wdsr/wdsr.npz
 """
 
@@ -607,8 +640,15 @@ def add_restore_parser(sub) -> None:
     p.add_argument("input", metavar="IN", help="input JPEG file, or '-' for standard input")
     p.add_argument("-o", "--output", metavar="OUT", required=True,
                    help="output image (format from the extension; PNG keeps it lossless)")
-    p.add_argument("--weights", metavar="NPZ", required=True,
-                   help="restoration weights from 'blockcodec train restoration'")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", choices=list(postfilter.NAMES[1:]), default=None, metavar="NAME",
+                       help=f"shipped network, one of: {', '.join(postfilter.NAMES[1:])} "
+                            f"(default {RESTORE_DEFAULT})")
+    which.add_argument("--weights", metavar="NPZ", default=None,
+                       help="restoration weights from 'blockcodec train restoration' instead of a shipped model")
+    p.add_argument("--ensemble", action="store_true",
+                   help="average the network over the 8 rotations and flips of the image "
+                        "(self-ensemble: a little better, 8x slower)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
     p.set_defaults(func=cmd_restore)
 
@@ -616,19 +656,24 @@ def add_restore_parser(sub) -> None:
 def cmd_restore(args) -> int:
     from PIL import Image
 
+    from .restoration.inference import frozen
     from .restoration.jpeg import restore_jpeg
-    from .train.restoration import load_weights
+    from .restoration.weights import load_weights
 
     check_input(args.input)
-    check_input(args.weights)
-    check_output(args.output, inputs=(args.input, args.weights), force=args.force)
+    if args.weights is not None:
+        check_input(args.weights)
+    check_output(args.output, inputs=(args.input,) + ((args.weights,) if args.weights else ()), force=args.force)
     fmt = _pillow_format_for(args.output)
     data = read_input_bytes(args.input)
-    try:
-        net, _ = load_weights(args.weights)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise CliError(f"cannot load restoration weights {args.weights!r}: {_one_line(exc)}") from None
-    image = restore_jpeg(data, net)
+    if args.weights is None:
+        net = postfilter.network(args.model or RESTORE_DEFAULT)
+    else:
+        try:
+            net = frozen(load_weights(args.weights)[0])
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise CliError(f"cannot load restoration weights {args.weights!r}: {_one_line(exc)}") from None
+    image = restore_jpeg(data, net, ensemble=args.ensemble)
     buf = io.BytesIO()
     try:
         Image.fromarray(image).save(buf, format=fmt)
@@ -646,7 +691,8 @@ MAIN_EPILOG = """\
 examples:
   blockcodec encode photo.png -o photo.bkc -q 80     compress at quality 80
   blockcodec encode photo.png -o photo.bkc --target-bpp 0.5
-  blockcodec decode photo.bkc -o photo.png           decompress to PNG
+  blockcodec decode photo.bkc -o photo.png           decompress to PNG (runs the post-filter)
+  blockcodec restore photo.jpg -o clean.png          remove JPEG artifacts
   blockcodec info photo.bkc                          show the stream's header
   blockcodec train predictor --minutes 45            train the BlockCNN predictor
   blockcodec encode --help                           options of one command

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import bitstream, color, entropy, predictors, quantization
+from . import bitstream, color, entropy, postfilter, predictors, quantization
 from .bitstream import GRAY, YCBCR420, YCBCR444, Header
 from .engine import PlaneJob, PlaneTrace, Timings, code_planes, pad_guide
 from .errors import BlockcodecError
@@ -24,15 +24,18 @@ SUBSAMPLINGS = {"420": YCBCR420, "444": YCBCR444}
 
 @dataclass(frozen=True)
 class CodecConfig:
-    """Encoder settings.  Only ``quality``, the colour mode, the predictor and
-    the DC-prediction flag reach the bitstream; ``rounding`` is an encoder-only
-    rate-distortion choice."""
+    """Encoder settings.  Only ``quality``, the colour mode, the predictor,
+    the DC-prediction flag and the post-filter reach the bitstream;
+    ``rounding`` is an encoder-only rate-distortion choice.  The post-filter
+    does not change the coded bits: it is the restoration network the stream
+    asks its decoder to apply (``postfilter.NAMES``, or "none")."""
 
     quality: int = 75
     subsampling: str = "420"          # "420" or "444"; gray images are always one plane
     predictor: str = predictors.DEFAULT
     dc_prediction: bool | None = None  # None: on exactly when the predictor ignores context
     rounding: quantization.Rounding = quantization.Rounding()
+    postfilter: str = postfilter.DEFAULT
 
     def __post_init__(self):
         if isinstance(self.quality, bool) or not isinstance(self.quality, (int, np.integer)):
@@ -42,6 +45,7 @@ class CodecConfig:
         if self.subsampling not in SUBSAMPLINGS:
             raise BlockcodecError(f"subsampling must be one of {', '.join(SUBSAMPLINGS)}, got {self.subsampling!r}")
         predictors.get(self.predictor)  # raises for unknown names
+        postfilter.check_name(self.postfilter)
 
 
 @dataclass
@@ -65,12 +69,15 @@ class Geometry:
 class Result:
     """What an encode or decode produced."""
 
-    image: np.ndarray                    # the decoded image (uint8 HxW or HxWx3)
+    # The decoded image (uint8 HxW or HxWx3).  From encode: the in-loop
+    # reconstruction, before any post-filter; from decode: after the post-filter.
+    image: np.ndarray
     header: Header
     planes: list[PlaneTrace]
     data: bytes = b""
     bits: dict[str, int] = field(default_factory=dict)     # per entropy stage (encode only)
     timings: dict[str, float] = field(default_factory=dict)
+    postfilter: str = "none"             # the post-filter decode applied
 
     @property
     def bpp(self) -> float:
@@ -165,6 +172,7 @@ class Codec:
             width=geom.width, height=geom.height, mode=geom.mode, quality=cfg.quality,
             predictor_id=predictors.id_of(cfg.predictor), predictor_hash=predictor.weights_hash(),
             tables_hash=self.tables.hash, flags=bitstream.FLAG_DC_PREDICTION if dc_pred else 0,
+            postfilter_id=postfilter.id_of(cfg.postfilter), postfilter_hash=postfilter.weights_hash(cfg.postfilter),
         )
         data = bitstream.pack(header, payload)
         out = _assemble([tr.recon for tr in traces], geom)
@@ -190,11 +198,32 @@ class Codec:
         return [np.ascontiguousarray(p) for p in planes]
 
     # -------------------------------------------------------------- decode
-    def decode(self, data, keep_trace: bool = False) -> Result:
-        return decode_result(data, self.tables, keep_trace)
+    def decode(self, data, keep_trace: bool = False, postfilter: str | None = None) -> Result:
+        return decode_result(data, self.tables, keep_trace, postfilter)
 
 
-def decode_result(data, tables: entropy.Tables | None = None, keep_trace: bool = False) -> Result:
+def _postfilter_for(header: Header, choice: str | None) -> str:
+    """The post-filter to run: the caller's choice, else the one the stream
+    records, whose weights must be the ones this build ships."""
+    if choice is not None:
+        return postfilter.check_name(choice)
+    if header.postfilter_id == 0:
+        if header.postfilter_hash != bytes(4):
+            raise BlockcodecError("corrupt stream: post-filter hash set without a post-filter")
+        return "none"
+    name = postfilter.name_of(header.postfilter_id)
+    ours = postfilter.weights_hash(name)
+    if header.postfilter_hash != ours:
+        raise BlockcodecError(
+            f"stream asks for post-filter {name!r} weights {header.postfilter_hash.hex()}, but this "
+            f"blockcodec has {ours.hex()}; decode with another post-filter or 'none'")
+    return name
+
+
+def decode_result(data, tables: entropy.Tables | None = None, keep_trace: bool = False,
+                  postfilter_choice: str | None = None) -> Result:
+    """Decode a stream.  ``postfilter_choice``: None applies the post-filter the
+    stream records; a name from ``postfilter.NAMES`` (or "none") overrides it."""
     t0 = time.perf_counter()
     header, payload = bitstream.unpack(data)
     tables = tables or entropy.default_tables()
@@ -204,10 +233,7 @@ def decode_result(data, tables: entropy.Tables | None = None, keep_trace: bool =
         raise BlockcodecError(
             f"stream was coded with predictor {name!r} weights {header.predictor_hash.hex()}, "
             f"but this blockcodec has {predictor.weights_hash().hex()}")
-    if header.postfilter_id != 0:
-        raise BlockcodecError(f"stream asks for post-filter id {header.postfilter_id}, unknown to this version")
-    if header.postfilter_hash != bytes(4):
-        raise BlockcodecError("corrupt stream: post-filter hash set without a post-filter")
+    filter_name = _postfilter_for(header, postfilter_choice)
     if header.tables_hash != tables.hash:
         raise BlockcodecError(
             f"stream was coded with entropy tables {header.tables_hash.hex()}, "
@@ -235,8 +261,11 @@ def decode_result(data, tables: entropy.Tables | None = None, keep_trace: bool =
     for tr in traces:
         loop.add(tr.timings)
     t3 = time.perf_counter()
-    image = _assemble([tr.recon for tr in traces], geom)
+    planes = postfilter.apply(filter_name, [tr.recon for tr in traces], header.quality)
     t4 = time.perf_counter()
+    image = _assemble(planes, geom)
+    t5 = time.perf_counter()
     timings = {"container": t1 - t0, "entropy": t2 - t1, "prediction": loop.prediction,
-               "transform": loop.transform, "glue": loop.glue, "color": t4 - t3, "total": t4 - t0}
-    return Result(image, header, traces, bytes(data), {}, timings)
+               "transform": loop.transform, "glue": loop.glue, "postfilter": t4 - t3, "color": t5 - t4,
+               "total": t5 - t0}
+    return Result(image, header, traces, bytes(data), {}, timings, filter_name)

@@ -26,6 +26,12 @@ class ModelCard:
     notes: str = ""
 
 
+# What every restoration network saw (blockcodec/train/restoration.py).
+RESTORATION_DATA = ("../shared/data/train luma (603 training images; every 10th of the 671 held out for "
+                    "validation): 64x64 patches, half JPEG-coded by Pillow at a random quality 5..60 (IJG "
+                    "tables), half from each image's blockcodec (BlockCNN) decode at one random quality 5..95; "
+                    "quality-conditioned on log2 of the mean quantizer step; one thread on the 2-core CPU")
+
 MODELS: dict[str, ModelCard] = {
     card.name: card for card in [
         ModelCard(
@@ -44,6 +50,64 @@ MODELS: dict[str, ModelCard] = {
                   "256 luma + 256 chroma blocks, about 30 min on the 2-core CPU; the shipped file was "
                   "exported from the last checkpoint by the same command with --resume --steps 31020 "
                   "--output blockcodec/data/blockcnn.npz",
+        ),
+        ModelCard(
+            name="blockcnn-ar",
+            kind="postfilter",
+            file="restore_blockcnn-ar.npz",
+            sha256="9af1e1929ab560ecb1378bd797cd62abfd002dcb81d84e673527115da8f04c58",
+            command='blockcodec train restoration --arch blockcnn-ar --steps 6000',
+            data=RESTORATION_DATA,
+            notes='BlockCNN artifact removal (Maleki et al. 2018), small: width 32, depth 2, 24x24 window '
+                  '-> 8x8 centre',
+        ),
+        ModelCard(
+            name="arcnn",
+            kind="postfilter",
+            file="restore_arcnn.npz",
+            sha256="15ca59951e840df5a4d2b5f37fb96d3c89e891e7f182b0404901450aca330f57",
+            command='blockcodec train restoration --arch arcnn --workdir runs/restoration-arcnn-easy '
+                    '--steps 2000 --codec-fraction 0 --jpeg-qualities 30,60 --grad-clip 0.1, then '
+                    'blockcodec train restoration --arch arcnn --steps 6000 --init-from runs/restoration-'
+                    'arcnn-easy/arcnn.npz --grad-clip 0.1',
+            data=RESTORATION_DATA,
+            notes='AR-CNN (Dong et al. 2015), small: 9x9x32, 7x7x16, 1x1x16, 5x5; easy-to-hard transfer '
+                  'from a model trained on JPEG q30-60 only',
+        ),
+        ModelCard(
+            name="hourglass",
+            kind="postfilter",
+            file="restore_hourglass.npz",
+            sha256="08638fc4864b654d7a16fb8f1671009f0a4a775f62190965bb8631ab508c2ce3",
+            command='blockcodec train restoration --arch hourglass --steps 3200 --grad-clip 0.5',
+            data=RESTORATION_DATA,
+            notes='stacked hourglasses with multi-context channel attention (Li, Liang, Wang 2019), small:'
+                  ' 16 channels, 4 stacks, 3 levels; progressive supervision toward the same patch at '
+                  'q+10/+20/+30',
+        ),
+        ModelCard(
+            name="reshuffle",
+            kind="postfilter",
+            file="restore_reshuffle.npz",
+            sha256="e8909028de7946b0cf6fce995902c071151c1fd754ba6a14eec75553150ecf45",
+            command='blockcodec train restoration --arch reshuffle --batch 32 --steps 28000 --lr 7e-4 '
+                    '--grad-clip 0.1 (L1, the paper loss) to step 5878; then --resume --loss l2 to step '
+                    '8400; then --resume --steps 16000 --loss l2: MSE learned about twice as fast in a '
+                    '300-step test',
+            data=RESTORATION_DATA,
+            notes='multi-scale reshuffling network (Tang and Luo 2018), small: width 32, growth 16, 4 '
+                  'dense layers per scale, 3 scales',
+        ),
+        ModelCard(
+            name="wdsr",
+            kind="postfilter",
+            file="restore_wdsr.npz",
+            sha256="625529696a654cf9143f05cf7aa8e75959d5ebd0197f014fdad193a9c64be92e",
+            command='blockcodec train restoration --arch wdsr --steps 7000; then the same with --resume '
+                    '--steps 10000, then --resume --steps 14000 (the cosine schedule restarts lower at '
+                    'each extension)',
+            data=RESTORATION_DATA,
+            notes='WDSR (Yu, Fan et al. 2018), small: width 16, expansion 4, 4 blocks',
         ),
     ]
 }

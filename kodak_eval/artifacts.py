@@ -282,6 +282,45 @@ def evaluate(restorers: Mapping[str, Restorer] | None = None,
     return rows
 
 
+def network_restorer(net, ensemble: bool = False) -> Restorer:
+    """A restorer running a restoration network, conditioned on the JPEG's table."""
+    from blockcodec.restoration import quality_feature
+    from blockcodec.restoration.tiling import restore
+
+    return lambda decoded, table: restore(net, decoded, quality_feature(table), ensemble=ensemble)
+
+
+def network_restorers(models: str, weights: Sequence[str] = (), ensemble: str = "") -> dict[str, Restorer]:
+    """Restorers for shipped models ('all' or a comma list) and NAME=NPZ weights
+    files; the models named in ``ensemble`` also as a self-ensemble row 'NAME x8'."""
+    from blockcodec import postfilter
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if "all" in names:
+        names = list(postfilter.NAMES[1:])
+    out = {}
+    for name in names:
+        if name not in postfilter.NAMES[1:]:
+            raise ValueError(f"unknown model {name!r}; shipped: {', '.join(postfilter.NAMES[1:])}")
+        out[name] = network_restorer(postfilter.network(name))
+    for spec in weights:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--weights expects NAME=NPZ, got {spec!r}")
+        from blockcodec.restoration.inference import frozen
+        from blockcodec.restoration.weights import load_weights
+        try:
+            net, _ = load_weights(path)
+        except (OSError, KeyError, RuntimeError) as exc:
+            raise ValueError(f"cannot load {path}: {exc}") from None
+        out[name] = network_restorer(frozen(net))
+    for name in (m.strip() for m in ensemble.split(",") if m.strip()):
+        if name not in postfilter.NAMES[1:]:
+            raise ValueError(f"unknown model {name!r} for --ensemble; shipped: {', '.join(postfilter.NAMES[1:])}")
+        out[f"{name} x8"] = network_restorer(postfilter.network(name), ensemble=True)
+    return out
+
+
 def published_rows(sets: Iterable[str], qualities: Iterable[int]) -> list[dict]:
     """The published PSNR rows for the given sets and qualities (no SSIM/PSNR-B)."""
     qualities = list(qualities)
@@ -405,6 +444,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="comma-separated sets among live1,classic5 (default: both)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
                     help="markdown output; a .csv with the same stem is written beside it")
+    ap.add_argument("--models", default="",
+                    help="comma-separated shipped restoration networks to score, or 'all' "
+                         "(blockcnn-ar, arcnn, hourglass, reshuffle, wdsr); default: none, JPEG only")
+    ap.add_argument("--weights", action="append", default=[], metavar="NAME=NPZ",
+                    help="also score a weights file from 'blockcodec train restoration' (repeatable)")
+    ap.add_argument("--ensemble", default="", metavar="NAMES",
+                    help="also score these shipped models as a self-ensemble over the 8 rotations and "
+                         "flips (a row 'NAME x8'; 8x the time)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
 
@@ -412,7 +459,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Checked up front so that a wrong path is one clear line, not a traceback.
         for s in args.sets:
             list_set(s, args.data_dir)
-        rows = evaluate({}, sets=args.sets, qualities=args.qualities, data_dir=args.data_dir,
+        restorers = network_restorers(args.models, args.weights, args.ensemble)
+        rows = evaluate(restorers, sets=args.sets, qualities=args.qualities, data_dir=args.data_dir,
                         show_progress=not args.no_progress)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -262,7 +262,9 @@ class BlockCodec(Codec):
     library = "blockcodec (this repo)"
 
     def __init__(self, predictor: str = "planar", subsampling: str = "420", qualities=None):
-        self.predictor = predictor
+        # "PREDICTOR" or "PREDICTOR+POSTFILTER": a bare name is the codec without post-filter.
+        self.predictor, _, postfilter = predictor.partition("+")
+        self.postfilter = postfilter or "none"
         self.subsampling = subsampling
         self.name = f"blockcodec-{predictor}"
         if qualities:
@@ -282,12 +284,12 @@ class BlockCodec(Codec):
         return f"blockcodec {getattr(blockcodec, '__version__', '?')}"
 
     def settings(self):
-        return f"predictor={self.predictor}, subsampling={self.subsampling}"
+        return f"predictor={self.predictor}, subsampling={self.subsampling}, post-filter={self.postfilter}"
 
     def encode(self, rgb, q):
         import blockcodec
         return bytes(blockcodec.encode(rgb, quality=int(q), predictor=self.predictor,
-                                       subsampling=self.subsampling))
+                                       subsampling=self.subsampling, postfilter=self.postfilter))
 
     def decode(self, data):
         import blockcodec

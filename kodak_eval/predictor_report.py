@@ -292,7 +292,9 @@ def check_roundtrip(enc, dec, what: str) -> None:
 def measure(job: Job) -> dict:
     """Encode, decode, verify and score one image with one variant."""
     rgb = _rgb(job.path)
-    codec = blockcodec.Codec(quality=job.quality, predictor=job.variant, subsampling=SUBSAMPLING)
+    # A predictor ablation: no post-filter, so the decode is the exact reconstruction.
+    codec = blockcodec.Codec(quality=job.quality, predictor=job.variant, subsampling=SUBSAMPLING,
+                             postfilter="none")
     enc = codec.encode(rgb, keep_trace=False)
     dec = codec.decode(enc.data)
     what = f"{job.variant} q{job.quality} {job.image}"
@@ -523,7 +525,8 @@ def blocks_to_plane(blocks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def luma_traces(rgb: np.ndarray, predictor: str, quality: int) -> tuple[np.ndarray, np.ndarray]:
     """The luma prediction and residual (int16, cropped to the image) that the
     encoder used; predictions come from decoded neighbours, as in the codec."""
-    res = blockcodec.Codec(quality=quality, predictor=predictor, subsampling=SUBSAMPLING).encode(rgb)
+    res = blockcodec.Codec(quality=quality, predictor=predictor, subsampling=SUBSAMPLING,
+                           postfilter="none").encode(rgb)
     y = res.planes[0]
     h, w = rgb.shape[:2]
     # Planes are padded (to multiples of 16 in 4:2:0); the padding is edge

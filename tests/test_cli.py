@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 import blockcodec
-from blockcodec import bitstream, cli
+from blockcodec import bitstream, cli, postfilter
 
 W, H = 40, 24
 
@@ -165,7 +165,8 @@ def test_info_prints_the_header(tmp_path, rgb_png, gray_png, capsys):
     assert fields["predictor"] == "blockcnn (id 3)"   # the default
     expected_hash = blockcodec.predictors.get("blockcnn").weights_hash().hex()
     assert fields["predictor hash"].startswith(expected_hash) and "matches" in fields["predictor hash"]
-    assert fields["post-filter"].startswith("none")
+    assert fields["post-filter"].startswith(f"{postfilter.DEFAULT} (id {postfilter.id_of(postfilter.DEFAULT)})")
+    assert "matches this build" in fields["post-filter"]
     assert fields["payload"] == f"{payload} bytes"
     assert fields["file size"] == f"{len(data)} bytes"
     assert float(fields["bpp"]) == pytest.approx(len(data) * 8 / (W * H), abs=1e-4)
@@ -474,3 +475,29 @@ def test_main_returns_instead_of_exiting(capsys):
     assert cli.main(["--version"]) == 0
     assert cli.main([]) == 2
     capsys.readouterr()
+
+
+# --------------------------------------------------------------------------- post-filter
+def test_postfilter_choice_on_encode_and_decode(tmp_path, rgb_png, rgb_array, capsys):
+    raw_stream = tmp_path / "raw.bkc"
+    assert call(["encode", rgb_png, "-o", raw_stream, "--postfilter", "none"], capsys)[0] == 0
+    assert header_of(raw_stream).postfilter_id == 0
+    filtered_stream = tmp_path / "f.bkc"
+    assert call(["encode", rgb_png, "-o", filtered_stream], capsys)[0] == 0
+    assert header_of(filtered_stream).postfilter_id == postfilter.id_of(postfilter.DEFAULT)
+
+    outs = {}
+    for name, stream, extra in [("raw", raw_stream, []), ("default", filtered_stream, []),
+                                ("override", filtered_stream, ["--postfilter", "none"])]:
+        out = tmp_path / f"{name}.png"
+        rc, _, err = call(["decode", stream, "-o", out, "-v"] + extra, capsys)
+        assert rc == 0 and "post-filter" in err
+        outs[name] = np.asarray(Image.open(out))
+    np.testing.assert_array_equal(outs["raw"], outs["override"])
+    assert not np.array_equal(outs["raw"], outs["default"])
+    np.testing.assert_array_equal(outs["raw"], blockcodec.Codec().encode(rgb_array).image)
+
+
+def test_unknown_postfilter_name_is_a_usage_error(tmp_path, rgb_png, capsys):
+    rc, _, err = call(["encode", rgb_png, "-o", tmp_path / "x.bkc", "--postfilter", "sharpen"], capsys)
+    assert rc == 2 and "sharpen" in err

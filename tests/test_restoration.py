@@ -210,3 +210,52 @@ def test_restore_cli_refuses_bad_weights_and_keeps_existing_output(tmp_path, cap
     assert main(["restore", str(_jpeg(tmp_path, 1)), "-o", str(out), "--weights", str(bad), "-f"]) == 1
     assert out.read_bytes() == b"keep me"
     assert "cannot load restoration weights" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", [None, "arcnn"])
+def test_restore_cli_uses_a_shipped_model_and_removes_artifacts(tmp_path, model):
+    from PIL import Image
+    from blockcodec.cli import main
+    from conftest import psnr, smooth_image
+    original = smooth_image(64, 96, 1, seed=2)
+    src = tmp_path / "in.jpg"
+    Image.fromarray(original).save(src, format="JPEG", quality=10)
+    out = tmp_path / "out.png"
+    argv = ["restore", str(src), "-o", str(out)] + (["--model", model] if model else [])
+    assert main(argv) == 0
+    restored = np.asarray(Image.open(out))
+    decoded = np.asarray(Image.open(src))
+    assert psnr(original, restored) > psnr(original, decoded) + 0.2
+
+
+def test_restore_cli_model_and_weights_are_exclusive(tmp_path, identity_weights, capsys):
+    from blockcodec.cli import main
+    assert main(["restore", str(_jpeg(tmp_path, 1)), "-o", str(tmp_path / "o.png"), "--model", "wdsr",
+                 "--weights", str(identity_weights)]) == 2
+    assert "not allowed with" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shape", [(21, 30), (16, 16), (9, 40)])
+def test_self_ensemble_keeps_shape_and_the_identity(shape):
+    img = np.random.default_rng(3).integers(0, 256, shape, dtype=np.uint8)
+    identity = restoration.build("wdsr")          # identity start
+    np.testing.assert_array_equal(tiling.restore(identity, img, 0.5, ensemble=True), img)
+    torch.manual_seed(2)
+    net = restoration.build("wdsr").eval()
+    for p in net.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    plain = tiling.restore(net, img, 0.5)
+    ens = tiling.restore(net, img, 0.5, ensemble=True)
+    assert ens.shape == img.shape and ens.dtype == np.uint8 and not np.array_equal(ens, plain)
+
+
+def test_wdsr_margin_covers_its_receptive_field():
+    # With its own margin, tiles reproduce a whole-image pass exactly (up to float rounding).
+    torch.manual_seed(4)
+    net = restoration.build("wdsr").eval()
+    for p in net.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    img = np.random.default_rng(4).integers(0, 256, (70, 90), dtype=np.uint8)
+    tiled = tiling.restore(net, img, 0.4, tile=32).astype(int)
+    whole = tiling.restore(net, img, 0.4, tile=512).astype(int)
+    assert np.abs(tiled - whole).max() <= 1

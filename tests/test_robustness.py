@@ -31,7 +31,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import blockcodec
-from blockcodec import BlockcodecError, bitstream
+from blockcodec import BlockcodecError, bitstream, postfilter
 from conftest import noise_image, textured_image
 
 # The wire format of the header (little-endian): magic, version, mode, flags,
@@ -264,7 +264,7 @@ def test_unknown_predictor_id(pid):
         blockcodec.decode(forge(data, predictor_id=pid))
 
 
-@pytest.mark.parametrize("fid", [1, 255])
+@pytest.mark.parametrize("fid", [len(postfilter.IDS), 255])
 def test_unknown_postfilter_id(fid):
     data = blockcodec.encode(textured_image(9, 13, 1, seed=1))
     with pytest.raises(BlockcodecError, match=f"post-filter id {fid}"):

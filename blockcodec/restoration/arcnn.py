@@ -22,6 +22,7 @@ class ARCNNConfig(NetConfig):
     widths: tuple[int, int, int] = (64, 32, 16)
     kernels: tuple[int, int, int, int] = (9, 7, 1, 5)
     residual: bool = False
+    centered: bool = True
 
 
 class ARCNN(RestorationNet):
@@ -39,4 +40,6 @@ class ARCNN(RestorationNet):
 
     def forward(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         y = self.body(self.with_quality(x, q))
-        return x + y if self.config.residual else y
+        if self.config.residual:
+            return x + y
+        return y + 0.5 if self.config.centered else y     # the plain design outputs the image itself

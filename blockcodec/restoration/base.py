@@ -31,22 +31,30 @@ class NetConfig:
     """Fields every architecture's config has."""
 
     channels: int = 1          # image channels the network restores
+    # Feed the network pixels - 0.5 instead of pixels in [0, 1].  Zero-mean
+    # input shortens the early training plateau (measured for WDSR and the
+    # reshuffling network on a 40-patch overfit test); the design is unchanged.
+    centered: bool = False
 
 
 class RestorationNet(nn.Module):
     """Base class: ``forward(x, q)`` with the quality channel appended."""
 
     multiple: int = 1          # H and W must be multiples of this
+    # Context kept around each tile in tiled inference: at least the
+    # receptive-field radius where it is finite and small, so tiles then
+    # match a whole-image pass; 32 for the multi-scale designs.
+    margin: int = 32
     loss: str = "l2"           # the training loss its paper uses: "l2" (MSE) or "l1"
 
     def __init__(self, config: NetConfig):
         super().__init__()
         self.config = config
 
-    @staticmethod
-    def with_quality(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    def with_quality(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """The network's input: the image (centred if configured) and the quality channel."""
         qmap = q.to(x.dtype).view(-1, 1, 1, 1).expand(x.shape[0], 1, x.shape[2], x.shape[3])
-        return torch.cat([x, qmap], 1)
+        return torch.cat([x - 0.5 if self.config.centered else x, qmap], 1)
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())

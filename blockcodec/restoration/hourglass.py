@@ -29,6 +29,7 @@ class HourglassConfig(NetConfig):
     width: int = 64
     stacks: int = 4
     levels: int = 3
+    centered: bool = True
 
 
 class _Residual(nn.Module):

@@ -18,8 +18,9 @@ from .base import RestorationNet, quality_feature
 from .tiling import restore
 
 
-def restore_jpeg(data: bytes, net: RestorationNet) -> np.ndarray:
-    """uint8 HxW (grayscale JPEG) or HxWx3 RGB: the restored image."""
+def restore_jpeg(data: bytes, net: RestorationNet, ensemble: bool = False) -> np.ndarray:
+    """uint8 HxW (grayscale JPEG) or HxWx3 RGB: the restored image
+    (``ensemble``: the 8-transform self-ensemble of ``tiling.restore``)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -48,7 +49,8 @@ def restore_jpeg(data: bytes, net: RestorationNet) -> np.ndarray:
             arr = np.asarray(plane)
         except OSError as exc:
             raise BlockcodecError(f"corrupt JPEG: {exc}") from None
-        out.append(restore(net, arr, quality_feature(np.asarray(tables[table]))))
+        q = quality_feature(np.asarray(tables[table]))
+        out.append(restore(net, arr, q, ensemble=True) if ensemble else restore(net, arr, q))
     if len(out) == 1:
         return out[0]
     ycc = Image.merge("YCbCr", [Image.fromarray(p) for p in out])

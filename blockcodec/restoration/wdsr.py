@@ -58,6 +58,9 @@ class WDSR(RestorationNet):
             for i in range(c):
                 self.skip.weight[i, i, 2, 2] = 1.0
         self.skip = weight_norm(self.skip)
+        # Receptive-field radius: one pixel per 3x3 convolution (head, two per
+        # block, tail); the 5x5 skip reaches 2.
+        self.margin = -(-(2 * config.blocks + 2) // 8) * 8
 
     def forward(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         xq = self.with_quality(x, q)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from .. import color, restoration
 from ..codec import Codec, CodecConfig
 from ..quantization import qtable
 from ..restoration.hourglass import Hourglass
+from ..restoration.weights import load_weights, save_weights  # noqa: F401  (re-exported)
 from . import checkpoint
 from .data import list_images, split
 from .restoration_config import RestorationTrainConfig
@@ -83,7 +83,7 @@ def code_with_codec(grays, paths, rng, quality_range, cache: Path | None, progre
     out = []
     for g, _ in zip(grays, progress_bar(paths, "coding images with blockcodec", progress)):
         q = int(rng.integers(quality_range[0], quality_range[1] + 1))
-        res = Codec(CodecConfig(quality=q)).encode(g, keep_trace=False)
+        res = Codec(CodecConfig(quality=q, postfilter="none")).encode(g, keep_trace=False)
         out.append(CodedPlane(g, res.image, restoration.quality_feature(qtable(q, False))))
     if cache is not None:
         arrays = {f"d{i}": c.decoded for i, c in enumerate(out)}
@@ -145,41 +145,6 @@ class Sampler:
 
 
 # --------------------------------------------------------------------------
-# Weights files
-
-def save_weights(path, net: restoration.RestorationNet, arch: str, meta: dict) -> None:
-    arrays = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in net.state_dict().items()
-              if v.dtype.is_floating_point}
-    arrays.update({k: v.cpu().numpy() for k, v in net.state_dict().items() if not v.dtype.is_floating_point})
-    info = dict(meta, arch=arch, config=asdict(net.config))
-    arrays["meta"] = np.frombuffer(json.dumps(info, sort_keys=True).encode(), np.uint8)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
-
-
-def load_weights(path) -> tuple[restoration.RestorationNet, dict]:
-    """A network from a weights file (no pickles); raises ValueError if the
-    file does not fit its architecture."""
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    meta = json.loads(bytes(arrays.pop("meta")).decode())
-    arch = restoration.ARCHITECTURES.get(meta.get("arch"))
-    if arch is None:
-        raise ValueError(f"{path}: unknown architecture {meta.get('arch')!r}")
-    cfg = dict(meta["config"])
-    for k, v in cfg.items():           # JSON turns tuples into lists
-        if isinstance(v, list):
-            cfg[k] = tuple(v)
-    net = arch.model(type(arch.small)(**cfg))
-    state = {k: torch.from_numpy(v) for k, v in arrays.items()}
-    net.load_state_dict(state, strict=True)
-    return net.eval(), meta
-
-
-# --------------------------------------------------------------------------
 # Training
 
 class Trainer:
@@ -222,7 +187,8 @@ class Trainer:
             f.write(json.dumps(record) + "\n")
 
     def _loss(self, out, target):
-        return F.l1_loss(out, target) if self.net.loss == "l1" else F.mse_loss(out, target)
+        kind = self.net.loss if self.cfg.loss == "paper" else self.cfg.loss
+        return F.l1_loss(out, target) if kind == "l1" else F.mse_loss(out, target)
 
     def train_step(self, total: int) -> float:
         frac = self.step / max(total, 1)
@@ -238,6 +204,10 @@ class Trainer:
             loss = self._loss(self.net(x, f), y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.cfg.grad_clip > 0:
+            # A rare spike would otherwise inflate Adam's second moments and
+            # stall learning for thousands of steps.
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip)
         self.opt.step()
         self.step += 1
         return float(loss.detach())
@@ -318,6 +288,8 @@ class Trainer:
 def run(args) -> Path:
     cfg = RestorationTrainConfig(arch=args.arch, size=args.size, batch=args.batch, lr=args.lr,
                                  steps=args.steps, minutes=args.minutes, codec_fraction=args.codec_fraction,
+                                 jpeg_qualities=args.jpeg_qualities, codec_qualities=args.codec_qualities,
+                                 grad_clip=args.grad_clip, loss=args.loss,
                                  seed=args.seed)
     workdir = Path(args.workdir or f"runs/restoration-{args.arch}")
     trainer = Trainer(cfg, workdir, args.data, args.images, not args.no_progress, args.init_from)

@@ -21,7 +21,19 @@ class RestorationTrainConfig:
     codec_qualities: tuple[int, int] = (5, 95)
     codec_fraction: float = 0.5  # share of patches from the codec (the rest JPEG)
     val_patches: int = 512
+    grad_clip: float = 0.0       # clip the gradient norm to this (0: off)
+    loss: str = "paper"          # "paper" (the architecture's own), "l1" or "l2"
     seed: int = 0
+
+
+def _quality_range(text: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI (two qualities), got {text!r}") from None
+    if not 1 <= lo <= hi <= 100:
+        raise argparse.ArgumentTypeError(f"need 1 <= LO <= HI <= 100, got {text!r}")
+    return lo, hi
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -37,8 +49,17 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--steps", type=int, default=0, help="fixed number of steps instead of --minutes")
     ap.add_argument("--batch", type=int, default=d.batch, help="patches per step (default: %(default)s)")
     ap.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default: %(default)s)")
+    ap.add_argument("--grad-clip", type=float, default=d.grad_clip, metavar="NORM",
+                    help="clip the gradient norm to NORM, against the loss spikes of networks without "
+                         "normalization (0: off; default: %(default)s)")
+    ap.add_argument("--loss", default=d.loss, choices=["paper", "l1", "l2"],
+                    help="training loss: the design's own (paper), L1 or L2 (MSE) (default: %(default)s)")
     ap.add_argument("--codec-fraction", type=float, default=d.codec_fraction,
                     help="share of training patches decoded by the codec, the rest JPEG (default: %(default)s)")
+    ap.add_argument("--jpeg-qualities", type=_quality_range, default=d.jpeg_qualities, metavar="LO,HI",
+                    help="JPEG qualities of the JPEG-coded patches (default: %(default)s)")
+    ap.add_argument("--codec-qualities", type=_quality_range, default=d.codec_qualities, metavar="LO,HI",
+                    help="blockcodec qualities of the codec-decoded images (default: %(default)s)")
     ap.add_argument("--init-from", default=None, metavar="NPZ",
                     help="start from these weights (same architecture), e.g. a model trained at higher "
                          "qualities (AR-CNN's easy-to-hard transfer)")
