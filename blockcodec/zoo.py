@@ -55,7 +55,7 @@ MODELS: dict[str, ModelCard] = {
             name="blockcnn-ar",
             kind="postfilter",
             file="restore_blockcnn-ar.npz",
-            sha256="9af1e1929ab560ecb1378bd797cd62abfd002dcb81d84e673527115da8f04c58",
+            sha256="438d405d62f1eca7c8a99fcb209eb8bd6328acb7467eca76fba1fb55f5027a72",
             command='blockcodec train restoration --arch blockcnn-ar --steps 6000',
             data=RESTORATION_DATA,
             notes='BlockCNN artifact removal (Maleki et al. 2018), small: width 32, depth 2, 24x24 window '
@@ -65,7 +65,7 @@ MODELS: dict[str, ModelCard] = {
             name="arcnn",
             kind="postfilter",
             file="restore_arcnn.npz",
-            sha256="15ca59951e840df5a4d2b5f37fb96d3c89e891e7f182b0404901450aca330f57",
+            sha256="4c28d85026cdb4497b0c4339b64f22a60bd6d0b0d55cecde6491d3f386980655",
             command='blockcodec train restoration --arch arcnn --workdir runs/restoration-arcnn-easy '
                     '--steps 2000 --codec-fraction 0 --jpeg-qualities 30,60 --grad-clip 0.1, then '
                     'blockcodec train restoration --arch arcnn --steps 6000 --init-from runs/restoration-'
@@ -78,8 +78,8 @@ MODELS: dict[str, ModelCard] = {
             name="hourglass",
             kind="postfilter",
             file="restore_hourglass.npz",
-            sha256="08638fc4864b654d7a16fb8f1671009f0a4a775f62190965bb8631ab508c2ce3",
-            command='blockcodec train restoration --arch hourglass --steps 3200 --grad-clip 0.5',
+            sha256="f30bea6f96c4741465df92689989e535d458a1cd55d430c556638ea8af0817a3",
+            command='blockcodec train restoration --arch hourglass --steps 2400 --lr 5e-4 --grad-clip 0.5',
             data=RESTORATION_DATA,
             notes='stacked hourglasses with multi-context channel attention (Li, Liang, Wang 2019), small:'
                   ' 16 channels, 4 stacks, 3 levels; progressive supervision toward the same patch at '
@@ -89,7 +89,7 @@ MODELS: dict[str, ModelCard] = {
             name="reshuffle",
             kind="postfilter",
             file="restore_reshuffle.npz",
-            sha256="e8909028de7946b0cf6fce995902c071151c1fd754ba6a14eec75553150ecf45",
+            sha256="5b23adf43eea0c6797b0857377e50172a68653bbcb44f42bd6057f79e151e0a5",
             command='blockcodec train restoration --arch reshuffle --batch 32 --steps 28000 --lr 7e-4 '
                     '--grad-clip 0.1 (L1, the paper loss) to step 5878; then --resume --loss l2 to step '
                     '8400; then --resume --steps 16000 --loss l2: MSE learned about twice as fast in a '
@@ -102,7 +102,7 @@ MODELS: dict[str, ModelCard] = {
             name="wdsr",
             kind="postfilter",
             file="restore_wdsr.npz",
-            sha256="625529696a654cf9143f05cf7aa8e75959d5ebd0197f014fdad193a9c64be92e",
+            sha256="35a3e8c659ee0f30003d1e768c20dce5a515a109e0e20a3138194ec7870301b9",
             command='blockcodec train restoration --arch wdsr --steps 7000; then the same with --resume '
                     '--steps 10000, then --resume --steps 14000 (the cosine schedule restarts lower at '
                     'each extension)',
