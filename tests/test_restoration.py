@@ -181,7 +181,7 @@ def test_restore_cli_reads_gray_and_colour_jpegs(tmp_path, identity_weights, cha
 def test_restore_conditions_each_plane_on_its_own_table(identity_weights, tmp_path, monkeypatch):
     from blockcodec.restoration import jpeg as rj
     seen = []
-    monkeypatch.setattr(rj, "restore", lambda net, arr, q: seen.append(q) or arr)
+    monkeypatch.setattr(rj, "restore", lambda net, arr, q, **kw: seen.append(q) or arr)
     rj.restore_jpeg(_jpeg(tmp_path, 3, quality=20).read_bytes(), restoration.build("wdsr"))
     luma, cb, cr = seen
     assert cb == cr and luma != cb

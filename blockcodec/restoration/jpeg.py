@@ -49,8 +49,7 @@ def restore_jpeg(data: bytes, net: RestorationNet, ensemble: bool = False) -> np
             arr = np.asarray(plane)
         except OSError as exc:
             raise BlockcodecError(f"corrupt JPEG: {exc}") from None
-        q = quality_feature(np.asarray(tables[table]))
-        out.append(restore(net, arr, q, ensemble=True) if ensemble else restore(net, arr, q))
+        out.append(restore(net, arr, quality_feature(np.asarray(tables[table])), ensemble=ensemble))
     if len(out) == 1:
         return out[0]
     ycc = Image.merge("YCbCr", [Image.fromarray(p) for p in out])
