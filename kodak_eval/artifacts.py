@@ -12,7 +12,7 @@ Protocol (the one behind the published AR-CNN / DnCNN-3 / FBCNN grayscale tables
    LIVE1 images (Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255, values
    16..235 -- MATLAB's ``rgb2ycbcr``), not full-range 0..255 luma. Classic5 is
    natively grayscale (0..255). If an RGB file is given instead, it is converted
-   with that same studio-range BT.601 formula (see ``rgb_to_y601``) so that
+   with that same studio-range BT.601 formula (``blockcodec.color.rgb_to_studio_luma``) so that
    LIVE1 from ``live1_color`` gives the same numbers.
 2. The image is JPEG-compressed at quality q with the standard IJG tables:
    Pillow's ``save(format="JPEG", quality=q)`` on an "L" image calls libjpeg's
@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from blockcodec.color import rgb_to_studio_luma
 
 from .__main__ import _int_list
 from .metrics import psnr, psnr_b, ssim
@@ -119,27 +121,8 @@ def ijg_luma_table(quality: int, force_baseline: bool = True) -> np.ndarray:
 
 # --- Images and JPEG ------------------------------------------------------------
 
-def rgb_to_y601(rgb: np.ndarray) -> np.ndarray:
-    """Studio-range ITU-R BT.601 luma of a uint8 RGB image, rounded to uint8.
-
-    Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 (range 16..235), MATLAB
-    ``rgb2ycbcr``'s Y, which is how the benchmark's LIVE1 grayscale images were
-    made. Evaluated exactly in integers (coefficients in thousandths) and
-    rounded half up. Checked against the shipped files: every live1_color pixel
-    that is not an exact .5 tie converts to the live1_gray value; the 32 exact
-    ties were rounded by floating-point noise (27 down, 5 up), so 27 of 10.4
-    million pixels differ by 1 and LIVE1 q10 PSNR moves by < 1e-5 dB.
-    """
-    a = np.asarray(rgb)
-    if a.ndim != 3 or a.shape[-1] != 3 or a.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 HxWx3 image, got {a.dtype} {a.shape}")
-    c = a.astype(np.int64)
-    num = 65481 * c[..., 0] + 128553 * c[..., 1] + 24966 * c[..., 2] + 16 * 255000
-    return ((num + 127500) // 255000).astype(np.uint8)
-
-
 def load_gray(path: str | Path) -> np.ndarray:
-    """An image file as uint8 HxW: "L" as is, "RGB" through ``rgb_to_y601``.
+    """An image file as uint8 HxW: "L" as is, "RGB" through ``blockcodec.color.rgb_to_studio_luma``.
 
     Other modes (16-bit, palette, alpha) raise: guessing a conversion would
     quietly change the benchmark.
@@ -149,7 +132,7 @@ def load_gray(path: str | Path) -> np.ndarray:
         if im.mode == "L":
             return np.array(im, dtype=np.uint8)
         if im.mode == "RGB":
-            return rgb_to_y601(np.asarray(im))
+            return rgb_to_studio_luma(np.asarray(im))
         raise ValueError(f"{path}: unsupported image mode {im.mode!r} (need L or RGB)")
 
 

@@ -14,6 +14,7 @@ import pytest
 from conftest import smooth_image, textured_image
 from PIL import Image
 
+from blockcodec import color
 from kodak_eval import artifacts as art
 from kodak_eval import metrics
 
@@ -82,21 +83,13 @@ def test_jpeg_roundtrip_refuses_other_tables(monkeypatch):
 
 # --- Luma and loading --------------------------------------------------------------
 
-def test_rgb_to_y601_known_values():
-    rgb = np.array([[[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255],
-                     [120, 132, 124], [105, 141, 117]]], dtype=np.uint8)
-    # 16 + 65.481 = 81.48, 16 + 128.553 = 144.55, 16 + 24.966 = 40.97; the last two
-    # are exact ties at 125.5 and round up.
-    assert art.rgb_to_y601(rgb).tolist() == [[16, 235, 81, 145, 41, 126, 126]]
-
-
 def test_load_gray_modes(tmp_path):
     g = textured_image(20, 24, 1)
     Image.fromarray(g).save(tmp_path / "g.png")
     np.testing.assert_array_equal(art.load_gray(tmp_path / "g.png"), g)
     rgb = textured_image(20, 24, 3)
     Image.fromarray(rgb).save(tmp_path / "c.png")
-    np.testing.assert_array_equal(art.load_gray(tmp_path / "c.png"), art.rgb_to_y601(rgb))
+    np.testing.assert_array_equal(art.load_gray(tmp_path / "c.png"), color.rgb_to_studio_luma(rgb))
     Image.fromarray(g.astype(np.uint16) * 200).save(tmp_path / "w.png")  # 16-bit gray
     with pytest.raises(ValueError, match="unsupported image mode"):
         art.load_gray(tmp_path / "w.png")

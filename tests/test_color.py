@@ -177,3 +177,11 @@ def test_upsample_preserves_linear_ramps_in_the_interior():
     d = np.diff(up[0])
     assert (d >= 0).all()
     assert up.min() >= 0 and up.max() <= 120
+
+
+def test_studio_luma_known_values():
+    rgb = np.array([[[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255],
+                     [120, 132, 124], [105, 141, 117]]], dtype=np.uint8)
+    # 16 + 65.481 = 81.48, 16 + 128.553 = 144.55, 16 + 24.966 = 40.97; the last two
+    # are exact ties at 125.5 and round up.
+    assert color.rgb_to_studio_luma(rgb).tolist() == [[16, 235, 81, 145, 41, 126, 126]]

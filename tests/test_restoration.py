@@ -136,6 +136,25 @@ def test_easy_to_hard_transfer_starts_from_given_weights(training_images, tmp_pa
         assert torch.equal(va, vb), k     # lr 0: the transferred weights are kept as they are
 
 
+def test_studio_fraction_cuts_jpeg_patches_from_studio_range_luma():
+    from blockcodec import color
+    from blockcodec.train.restoration import RestorationTrainConfig, Sampler, luma
+    from conftest import textured_image
+    rgb = [textured_image(72, 80, 3, seed=i) for i in range(3)]
+    full = [luma(a) for a in rgb]
+    studio = [color.rgb_to_studio_luma(a) for a in rgb]
+    assert min(int(g.min()) for g in full) < 16 or max(int(g.max()) for g in full) > 235
+
+    def targets(fraction):
+        cfg = RestorationTrainConfig(codec_fraction=0, studio_fraction=fraction)
+        _, y, _, _ = Sampler(full, [], cfg, 0, seed=1, studio=studio).batch(64)
+        return (y * 255).round()
+    y = targets(1.0)
+    assert y.min() >= 16 and y.max() <= 235          # every patch from the studio-range planes
+    y = targets(0.0)
+    assert y.min() < 16 or y.max() > 235             # none of them
+
+
 def test_weights_of_another_architecture_are_refused(tmp_path):
     from blockcodec.train.restoration import load_weights, save_weights
     net = restoration.build("arcnn")

@@ -94,8 +94,10 @@ def code_with_codec(grays, paths, rng, quality_range, cache: Path | None, progre
 class Sampler:
     """Random aligned patches: (decoded, target, quality feature, higher-quality targets)."""
 
-    def __init__(self, grays, coded, cfg: RestorationTrainConfig, progressive: int, seed: int):
+    def __init__(self, grays, coded, cfg: RestorationTrainConfig, progressive: int, seed: int,
+                 studio=()):
         self.grays = [g for g in grays if min(g.shape) >= cfg.patch]
+        self.studio = [g for g in studio if min(g.shape) >= cfg.patch]
         self.coded = [c for c in coded if min(c.original.shape) >= cfg.patch]
         self.cfg, self.progressive = cfg, progressive
         self.rng = np.random.default_rng(seed)
@@ -123,7 +125,8 @@ class Sampler:
                 src, tgt, f = c.decoded[sl], c.original[sl], c.feature
                 ups = [tgt] * self.progressive
             else:
-                g = self.grays[self.rng.integers(len(self.grays))]
+                pool = self.studio if self.studio and self.rng.random() < self.cfg.studio_fraction else self.grays
+                g = pool[self.rng.integers(len(pool))]
                 tgt = np.ascontiguousarray(g[self._crop(g.shape)])
                 q = int(self.rng.integers(self.cfg.jpeg_qualities[0], self.cfg.jpeg_qualities[1] + 1))
                 src, f = jpeg(tgt, q), self._feature(q)
@@ -157,8 +160,17 @@ class Trainer:
             train, val = train[:images], val[:max(1, images // 4)]
         t0 = time.time()
         rng = np.random.default_rng(cfg.seed)
-        grays = [luma(np.asarray(Image.open(p).convert("RGB"))) for p in train]
-        vgrays = [luma(np.asarray(Image.open(p).convert("RGB"))) for p in val]
+        rgbs = [np.asarray(Image.open(p).convert("RGB")) for p in train]
+        vrgbs = [np.asarray(Image.open(p).convert("RGB")) for p in val]
+        grays, vgrays = [luma(a) for a in rgbs], [luma(a) for a in vrgbs]
+        # Studio-range luma for part of the JPEG patches: the grayscale JPEG
+        # benchmarks are made that way, and its lower contrast puts the same
+        # quantizer table on relatively coarser detail.
+        studio = vstudio = []
+        if cfg.studio_fraction > 0:
+            studio = [color.rgb_to_studio_luma(a) for a in rgbs]
+            vstudio = [color.rgb_to_studio_luma(a) for a in vrgbs]
+        del rgbs, vrgbs
         coded = vcoded = []
         if cfg.codec_fraction > 0:
             tag = f"{len(train)}_{cfg.codec_qualities[0]}_{cfg.codec_qualities[1]}_{cfg.seed}"
@@ -172,8 +184,8 @@ class Trainer:
             init, _ = load_weights(init_from)
             self.net.load_state_dict(init.state_dict())
         self.progressive = self.net.config.stacks - 1 if isinstance(self.net, Hourglass) else 0
-        self.sampler = Sampler(grays, coded, cfg, self.progressive, cfg.seed + 1)
-        vs = Sampler(vgrays, vcoded, cfg, 0, 12345)
+        self.sampler = Sampler(grays, coded, cfg, self.progressive, cfg.seed + 1, studio)
+        vs = Sampler(vgrays, vcoded, cfg, 0, 12345, vstudio)
         self.val = [vs.batch(64) for _ in range(max(1, cfg.val_patches // 64))]
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         self.step = 0
@@ -289,7 +301,7 @@ def run(args) -> Path:
     cfg = RestorationTrainConfig(arch=args.arch, size=args.size, batch=args.batch, lr=args.lr,
                                  steps=args.steps, minutes=args.minutes, codec_fraction=args.codec_fraction,
                                  jpeg_qualities=args.jpeg_qualities, codec_qualities=args.codec_qualities,
-                                 grad_clip=args.grad_clip, loss=args.loss,
+                                 grad_clip=args.grad_clip, loss=args.loss, studio_fraction=args.studio_fraction,
                                  seed=args.seed)
     workdir = Path(args.workdir or f"runs/restoration-{args.arch}")
     trainer = Trainer(cfg, workdir, args.data, args.images, not args.no_progress, args.init_from)

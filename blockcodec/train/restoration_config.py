@@ -20,6 +20,7 @@ class RestorationTrainConfig:
     jpeg_qualities: tuple[int, int] = (5, 60)
     codec_qualities: tuple[int, int] = (5, 95)
     codec_fraction: float = 0.5  # share of patches from the codec (the rest JPEG)
+    studio_fraction: float = 0.0  # share of the JPEG patches cut from studio-range luma (16..235)
     val_patches: int = 512
     grad_clip: float = 0.0       # clip the gradient norm to this (0: off)
     loss: str = "paper"          # "paper" (the architecture's own), "l1" or "l2"
@@ -56,6 +57,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="training loss: the design's own (paper), L1 or L2 (MSE) (default: %(default)s)")
     ap.add_argument("--codec-fraction", type=float, default=d.codec_fraction,
                     help="share of training patches decoded by the codec, the rest JPEG (default: %(default)s)")
+    ap.add_argument("--studio-fraction", type=float, default=d.studio_fraction,
+                    help="share of the JPEG-coded patches cut from studio-range BT.601 luma (16..235, "
+                         "MATLAB's rgb2ycbcr, as the grayscale JPEG benchmarks) instead of full-range "
+                         "(default: %(default)s)")
     ap.add_argument("--jpeg-qualities", type=_quality_range, default=d.jpeg_qualities, metavar="LO,HI",
                     help="JPEG qualities of the JPEG-coded patches (default: %(default)s)")
     ap.add_argument("--codec-qualities", type=_quality_range, default=d.codec_qualities, metavar="LO,HI",
