@@ -112,7 +112,7 @@ MODELS: dict[str, ModelCard] = {
             data=RESTORATION_DATA + "; in the fine-tune, half of the JPEG patches cut from studio-range "
                                     "BT.601 luma (16..235)",
             notes='WDSR (Yu, Fan et al. 2018), small: width 16, expansion 4, 4 blocks; L1 (the paper loss) '
-                  'for 14000 steps, then MSE for 4000 (LIVE1 q10 28.981 -> 29.039 dB; about 70 min of the '
+                  'for 14000 steps, then MSE for 4000 (LIVE1 q10 28.981 -> 29.039 dB; about 80 min of the '
                   'fine-tune on the 2-core CPU)',
         ),
     ]
