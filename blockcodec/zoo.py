@@ -106,8 +106,8 @@ MODELS: dict[str, ModelCard] = {
             command='blockcodec train restoration --arch wdsr --steps 7000; then the same with --resume '
                     '--steps 10000, then --resume --steps 14000 (L1, batch 16; the cosine schedule restarts '
                     'lower at each extension); then a fine-tune from those weights: blockcodec train '
-                    'restoration --arch wdsr --init-from restore_wdsr.npz (those weights, sha256 35a3e8c6...) --loss l2 --lr 2e-4 --batch 32 '
-                    '--steps 4000 --studio-fraction 0.5 --workdir runs/ft-wdsr-mix (one thread, resumed '
+                    'restoration --arch wdsr --init-from restore_wdsr.npz (those weights, sha256 '
+                    '35a3e8c6...) --loss l2 --lr 2e-4 --batch 32 --steps 4000 --studio-fraction 0.5 --workdir runs/ft-wdsr-mix (one thread, resumed '
                     'with --resume at step 405 on two threads)',
             data=RESTORATION_DATA + "; in the fine-tune, half of the JPEG patches cut from studio-range "
                                     "BT.601 luma (16..235)",
