@@ -5,10 +5,13 @@ setup(
     ext_modules=[
         Extension(
             "blockcodec._cext",
-            sources=["cext/blockcodec_cext.c"],
+            sources=["cext/blockcodec_cext.c", "cext/intnet.c"],
+            depends=["cext/intnet.h"],
             # -ffp-contract=off: the C core has no floats in the decoding path, and we
             # keep it that way; no -ffast-math anywhere.
-            extra_compile_args=["-O3", "-std=c99", "-Wall", "-Wextra", "-ffp-contract=off", "-fno-trapping-math"],
+            extra_compile_args=["-O3", "-std=c99", "-pthread", "-Wall", "-Wextra", "-ffp-contract=off",
+                                "-fno-trapping-math"],
+            extra_link_args=["-pthread"],
         )
     ]
 )

@@ -598,6 +598,14 @@ def add_train_parser(sub) -> None:
     from .train.restoration_config import add_arguments as add_restoration_arguments
     add_restoration_arguments(pr)
     pr.set_defaults(func=cmd_train, trainer="restoration")
+    pq = what.add_parser(
+        "int8", help="calibrate the int8 WDSR post-filter (activation scales; no training)",
+        description="Measure the activation scales of the decoder's int8 WDSR post-filter on blockcodec "
+                    "decodes of training images; writes the JSON the decoder reads.",
+        formatter_class=_FORMATTER)
+    from .train.int8_calibration import add_arguments as add_int8_arguments
+    add_int8_arguments(pq)
+    pq.set_defaults(func=cmd_train, trainer="int8_calibration")
 
 
 def cmd_train(args) -> int:

@@ -18,7 +18,7 @@ from .errors import BlockcodecError
 @dataclass(frozen=True)
 class ModelCard:
     name: str
-    kind: str            # "predictor" or "postfilter"
+    kind: str            # "predictor", "postfilter" or "int8 calibration" (of the postfilter it names)
     file: str            # inside blockcodec/data/
     sha256: str          # of the file's bytes
     command: str         # how it was trained
@@ -114,6 +114,17 @@ MODELS: dict[str, ModelCard] = {
             notes='WDSR (Yu, Fan et al. 2018), small: width 16, expansion 4, 4 blocks; L1 (the paper loss) '
                   'for 14000 steps, then MSE for 4000 (LIVE1 q10 28.981 -> 29.039 dB; about 80 min of the '
                   'fine-tune on the 2-core CPU)',
+        ),
+        ModelCard(
+            name="wdsr-int8",
+            kind="int8 calibration",
+            file="restore_wdsr.int8.json",
+            sha256="f3f2ad330ba92ddd074276acc2cc9b93bc90ba3a8e1710b429355ba8b4e32d9c",
+            command="blockcodec train int8 --output blockcodec/data/restore_wdsr.int8.json (4.7 min)",
+            data="48 training images (../shared/data/train, training split), centre 384x384, coded by "
+                 "blockcodec 4:2:0 at qualities 5..95; the Y, Cb and Cr planes",
+            notes="activation scales (99.995th percentile of |activation|) of the four residual blocks of the "
+                  "wdsr weights above, for the decoder's int8 post-filter (restoration/int8.py)",
         ),
     ]
 }

@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "intnet.h"
+
 /* Orthonormal 8-point DCT-II basis, BASIS[k][n] = a(k) cos((2n+1)k pi / 16),
  * a(0) = sqrt(1/8), a(k) = sqrt(2/8), scaled by 2^13 and rounded.  Committed
  * as integers so no libm is involved. */
@@ -637,6 +639,170 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(intnet_forward_doc,
+"intnet_forward(x, n, stages, threads, simd, out, scratch)\n\n"
+"The integer BlockCNN (docs/FORMAT.md, section 5.3.3) over n independent maps.\n"
+"x: int16[n*h*w*cin], channels-last, values in -128..128.  stages: a sequence of\n"
+"(h, w, cin, kh, kw, stride, pad, weight, bias, mult, shift, skip_from, skip_mult, relu, lo, hi)\n"
+"run in order, each reading the previous one's output (the first reads x).  weight: int16,\n"
+"packed [K/2][cout8][2] with K = kh*kw*cin rounded up to even and cout8 = cout rounded up to\n"
+"a multiple of 8 (cext/intnet.h), values in -127..127; bias, mult: int32[cout].  A stage\n"
+"with skip_from = j >= 0 adds the input of stage j (of its own output's shape) times\n"
+"skip_mult (int32[cout]); otherwise skip_from is -1 and skip_mult None.  Per output:\n"
+"acc = the exact convolution, v = (acc + bias) * mult + skip * skip_mult,\n"
+"y = floor(v / 2^shift + 1/2) (shift + 3 for negative v when relu), clamped to lo..hi,\n"
+"which must lie in -128..128 for every stage but the last.  out: int16, the last stage's\n"
+"output [n][ho][wo][cout].  scratch: a writable int16 buffer of at least\n"
+"intnet_scratch_len(stages, threads) elements.  Maps are shared among `threads` threads;\n"
+"simd=False forces the plain kernel.  Every choice gives the same results.");
+
+/* One stage tuple, checked, into st; it must read maps of (h, w, cin) when
+ * those are >= 0.  a: the stage's 4 buffer slots. */
+static int parse_stage(PyObject *tuple, int index, int last, IntnetStage *st, Arg *a)
+{
+    PyObject *o_w, *o_b, *o_m, *o_sm;
+    int h, w, cin, kh, kw, stride, pad, shift, skip_from, relu, lo, hi;
+    if (!PyArg_ParseTuple(tuple, "iiiiiiiOOOiiOpii;stage: (h, w, cin, kh, kw, stride, pad, weight, "
+                          "bias, mult, shift, skip_from, skip_mult, relu, lo, hi)", &h, &w, &cin, &kh,
+                          &kw, &stride, &pad, &o_w, &o_b, &o_m, &shift, &skip_from, &o_sm, &relu, &lo, &hi))
+        return -1;
+    if (h < 1 || w < 1 || cin < 1 || h > 4096 || w > 4096 || kh < 1 || kw < 1 || kh > 64 || kw > 64 ||
+        stride < 1 || stride > 64 || pad < 0 || pad >= 64 || h + 2 * pad < kh || w + 2 * pad < kw ||
+        (Py_ssize_t)kh * kw * cin > INTNET_MAX_PATCH) {
+        PyErr_Format(PyExc_ValueError, "stage %d: map or kernel geometry out of range", index); return -1;
+    }
+    if (shift < 0 || shift > MAX_SHIFT) { PyErr_Format(PyExc_ValueError, "stage %d: shift out of range", index); return -1; }
+    /* Every activation a later stage reads stays in -128..128: that bound,
+     * with |weight| <= 127, keeps each accumulator inside int32. */
+    if (lo > hi || lo < (last ? -32768 : -128) || hi > (last ? 32767 : 128)) {
+        PyErr_Format(PyExc_ValueError, "stage %d: lo/hi out of range", index); return -1;
+    }
+    if (skip_from < -1 || skip_from > index || (skip_from >= 0) == (o_sm == Py_None)) {
+        PyErr_Format(PyExc_ValueError, "stage %d: skip_from must name an earlier input, with skip_mult", index);
+        return -1;
+    }
+    if (get_arg(o_b, &a[0], "bias", 'i', 4, -1, 0)) return -1;
+    Py_ssize_t cout = elements(&a[0]);
+    if (cout < 1 || cout > INTNET_MAX_COUT) { PyErr_Format(PyExc_ValueError, "stage %d: channel count out of range", index); return -1; }
+    *st = (IntnetStage){{h, w, cin, kh, kw, stride, pad, (int)cout, shift, relu, lo, hi}, NULL, NULL, NULL, NULL, skip_from};
+    if (get_arg(o_w, &a[1], "weight", 'h', 2, (Py_ssize_t)intnet_patch_len(&st->layer) * intnet_cout_padded(&st->layer), 0) ||
+        get_arg(o_m, &a[2], "mult", 'i', 4, cout, 0) ||
+        (skip_from >= 0 && get_arg(o_sm, &a[3], "skip_mult", 'i', 4, cout, 0))) return -1;
+    const int16_t *wt = a[1].view.buf;
+    for (Py_ssize_t i = 0; i < elements(&a[1]); i++)
+        if (wt[i] < -127 || wt[i] > 127) { PyErr_Format(PyExc_ValueError, "stage %d: weights must be in -127..127", index); return -1; }
+    const int32_t *bias = a[0].view.buf, *mult = a[2].view.buf, *smult = skip_from >= 0 ? a[3].view.buf : NULL;
+    for (Py_ssize_t c = 0; c < cout; c++)
+        if (bias[c] < -(1 << 24) || bias[c] > (1 << 24) || mult[c] < -32767 || mult[c] > 32767 ||
+            (smult && (smult[c] < -32767 || smult[c] > 32767))) {
+            PyErr_Format(PyExc_ValueError, "stage %d: bias/mult out of range", index); return -1;
+        }
+    st->weights = wt;
+    st->bias = bias;
+    st->mult = mult;
+    st->skip_mult = smult;
+    return 0;
+}
+
+/* All stage tuples, checked (each against the one before); a holds 4 buffer
+ * slots per stage.  Returns the stage count, or -1. */
+static int parse_stages(PyObject *o_stages, IntnetStage *st, Arg *a)
+{
+    PyObject *seq = PySequence_Fast(o_stages, "stages: expected a sequence");
+    if (!seq) return -1;
+    Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
+    if (k < 1 || k > INTNET_MAX_STAGES) { PyErr_SetString(PyExc_ValueError, "stages: 1 to 40 stages"); goto fail; }
+    for (Py_ssize_t i = 0; i < k; i++) {
+        if (parse_stage(PySequence_Fast_GET_ITEM(seq, i), (int)i, i == k - 1, &st[i], &a[4 * i])) goto fail;
+        const IntnetLayer *L = &st[i].layer;
+        if (i > 0) {
+            const IntnetLayer *P = &st[i - 1].layer;
+            if (L->h != intnet_out_size(P->h, P->kh, P->stride, P->pad) || L->cin != P->cout ||
+                L->w != intnet_out_size(P->w, P->kw, P->stride, P->pad)) {
+                PyErr_Format(PyExc_ValueError, "stage %zd: input does not match the previous stage's output", i); goto fail;
+            }
+        }
+        if (st[i].skip_from >= 0) {
+            const IntnetLayer *S = &st[st[i].skip_from].layer;
+            if (S->h != intnet_out_size(L->h, L->kh, L->stride, L->pad) || S->cin != L->cout ||
+                S->w != intnet_out_size(L->w, L->kw, L->stride, L->pad)) {
+                PyErr_Format(PyExc_ValueError, "stage %zd: skip does not match the output's shape", i); goto fail;
+            }
+        }
+    }
+    Py_DECREF(seq);
+    return (int)k;
+fail:
+    Py_DECREF(seq);
+    return -1;
+}
+
+PyDoc_STRVAR(intnet_scratch_len_doc,
+"intnet_scratch_len(stages, threads) -> int\n\n"
+"The int16 elements of scratch space intnet_forward needs for these stages and threads.");
+
+static PyObject *py_intnet_scratch_len(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *o_stages;
+    int threads;
+    if (!PyArg_ParseTuple(args, "Oi", &o_stages, &threads)) return NULL;
+    Arg a[4 * INTNET_MAX_STAGES];
+    memset(a, 0, sizeof a);
+    IntnetStage st[INTNET_MAX_STAGES];
+    PyObject *result = NULL;
+    if (threads < 1 || threads > INTNET_MAX_THREADS) PyErr_SetString(PyExc_ValueError, "threads out of range");
+    else {
+        int k = parse_stages(o_stages, st, a);
+        if (k > 0) result = PyLong_FromSize_t(intnet_scratch_len(st, k, threads));
+    }
+    release(a, 4 * INTNET_MAX_STAGES);
+    return result;
+}
+
+static PyObject *py_intnet_forward(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *o_x, *o_stages, *o_out, *o_scratch;
+    Py_ssize_t n;
+    int threads, simd;
+    if (!PyArg_ParseTuple(args, "OnOipOO", &o_x, &n, &o_stages, &threads, &simd, &o_out, &o_scratch)) return NULL;
+    Arg a[4 * INTNET_MAX_STAGES + 3];
+    memset(a, 0, sizeof a);
+    IntnetStage st[INTNET_MAX_STAGES];
+    Arg *ax = &a[4 * INTNET_MAX_STAGES], *aout = ax + 1, *ascr = ax + 2;
+    if (n < 0 || threads < 1 || threads > INTNET_MAX_THREADS) { PyErr_SetString(PyExc_ValueError, "n or threads out of range"); goto fail; }
+    int k = parse_stages(o_stages, st, a);
+    if (k < 0) goto fail;
+    for (int i = 0; i < k; i++) {   /* every buffer of the batch must be addressable */
+        Py_ssize_t m = (Py_ssize_t)st[i].layer.h * st[i].layer.w * (st[i].layer.cin > st[i].layer.cout ? st[i].layer.cin : st[i].layer.cout);
+        if (n > PY_SSIZE_T_MAX / 8 / (m + 1)) { PyErr_SetString(PyExc_ValueError, "batch too large"); goto fail; }
+    }
+    const IntnetLayer *F0 = &st[0].layer, *FL = &st[k - 1].layer;
+    Py_ssize_t in_map = (Py_ssize_t)F0->h * F0->w * F0->cin;
+    Py_ssize_t out_map = (Py_ssize_t)intnet_out_size(FL->h, FL->kh, FL->stride, FL->pad) *
+                         intnet_out_size(FL->w, FL->kw, FL->stride, FL->pad) * FL->cout;
+    if (get_arg(o_x, ax, "x", 'h', 2, n * in_map, 0) ||
+        get_arg(o_out, aout, "out", 'h', 2, n * out_map, 1) ||
+        get_arg(o_scratch, ascr, "scratch", 'h', 2, -1, 1)) goto fail;
+    if ((size_t)elements(ascr) < intnet_scratch_len(st, k, threads)) {
+        PyErr_SetString(PyExc_ValueError, "scratch: smaller than intnet_scratch_len(stages, threads)"); goto fail;
+    }
+    const int16_t *x = ax->view.buf;
+    int bad = 0;
+    for (Py_ssize_t i = 0; i < n * in_map; i++)
+        bad |= (x[i] < -128) | (x[i] > 128);
+    if (bad) { PyErr_SetString(PyExc_ValueError, "x: values must be in -128..128"); goto fail; }
+    Py_BEGIN_ALLOW_THREADS
+    intnet_forward(st, k, n, x, aout->view.buf, ascr->view.buf, threads, simd);
+    Py_END_ALLOW_THREADS
+    release(a, 4 * INTNET_MAX_STAGES + 3);
+    Py_RETURN_NONE;
+fail:
+    release(a, 4 * INTNET_MAX_STAGES + 3);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"fdct_quantize", py_fdct_quantize, METH_VARARGS, fdct_quantize_doc},
     {"reconstruct", py_reconstruct, METH_VARARGS, reconstruct_doc},
@@ -646,6 +812,8 @@ static PyMethodDef methods[] = {
     {"gather_contexts", py_gather_contexts, METH_VARARGS, gather_contexts_doc},
     {"planar_predict", py_planar_predict, METH_VARARGS, planar_predict_doc},
     {"requantize", py_requantize, METH_VARARGS, requantize_doc},
+    {"intnet_forward", py_intnet_forward, METH_VARARGS, intnet_forward_doc},
+    {"intnet_scratch_len", py_intnet_scratch_len, METH_VARARGS, intnet_scratch_len_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -10,8 +10,11 @@ Rate is the stream size (the post-filter costs no bits); distortion is PSNR
 on RGB after the decoder's colour conversion.  Reported per filter: BD-rate
 and BD-PSNR against no post-filter, the post-filter's time per image (one
 torch thread per worker, as every kodak_eval timing), and the network's size
-in parameters and multiply-adds per pixel.  Writes postfilter.md, .csv and
-postfilter.png (PSNR gain over no filter against bits per pixel).
+in parameters and multiply-adds per pixel.  Every filter is measured as the
+decoder runs it (WDSR with int8 residual blocks, ``restoration/int8.py``);
+``NAME-float`` (e.g. ``--filters wdsr,wdsr-float``) adds the float network
+beside it.  Writes postfilter.md, .csv and postfilter.png (PSNR gain over no
+filter against bits per pixel).
 """
 from __future__ import annotations
 
@@ -70,14 +73,23 @@ def measure(job: Job) -> list[dict]:
     bpp = enc.bpp
     rows = []
     for name in job.filters:
-        if name != "none":
-            postfilter.network(name)      # loaded once per process, outside the timed region
+        base, exact = _base(name)
+        if base != "none":
+            postfilter.decoder_network(base)     # loaded once per process, outside the timed region
         t0 = time.perf_counter()
-        out = C._assemble(postfilter.apply(name, planes, job.quality), geom)
+        out = C._assemble(postfilter.apply(base, planes, job.quality, exact=exact), geom)
         dt = time.perf_counter() - t0
         rows.append(dict(image=job.image, quality=job.quality, filter=name, bpp=bpp,
                          psnr=psnr(rgb, out), seconds=dt))
     return rows
+
+
+def _base(name: str) -> tuple[str, bool]:
+    """'wdsr-float' -> ('wdsr', True): the shipped filter and whether to run its float network."""
+    return (name[:-len(FLOAT)], True) if name.endswith(FLOAT) else (name, False)
+
+
+FLOAT = "-float"
 
 
 def run(jobs: list[Job], workers: int, progress: bool) -> list[dict]:
@@ -116,11 +128,12 @@ def model_sizes(names) -> dict[str, dict]:
 
     sizes = {}
     for name in names:
-        if name == "none":
+        base, _ = _base(name)
+        if base == "none":
             continue
-        net = postfilter.network(name)
+        net = postfilter.network(base)
         sizes[name] = dict(params=net.parameter_count(), macs=net.macs_per_pixel(),
-                           kbytes=zoo.path(name).stat().st_size / 1000)
+                           kbytes=zoo.path(base).stat().st_size / 1000)
     return sizes
 
 
@@ -243,7 +256,8 @@ def main(argv=None) -> int:
                                  description="Kodak RD of the codec with each post-filter, BD-rate against none.")
     ap.add_argument("--kodak-dir", type=Path, default=None, help="folder with kodim*.png")
     ap.add_argument("--filters", default="all",
-                    help=f"comma list from {', '.join(postfilter.NAMES[1:])}, or all (default)")
+                    help=f"comma list from {', '.join(postfilter.NAMES[1:])}, or all (default); NAME{FLOAT} "
+                         "runs that filter's float network where the decoder runs int8 (wdsr)")
     ap.add_argument("--qualities", type=_int_list, default=list(QUALITIES),
                     help="codec qualities (default: 10,30,50,70,90)")
     ap.add_argument("--images", type=int, default=None, metavar="N", help="only the first N images")
@@ -255,9 +269,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.filters.split(",") if n.strip()]
-    if "all" in names:
-        names = list(postfilter.NAMES[1:])
-    bad = [n for n in names if n not in postfilter.NAMES[1:]]
+    if "all" in names:     # the shipped filters, then any extra (NAME-float) asked for
+        names = list(postfilter.NAMES[1:]) + [n for n in names if n != "all" and n not in postfilter.NAMES]
+    bad = [n for n in names if _base(n)[0] not in postfilter.NAMES[1:]]
     if bad or not names:
         ap.error(f"unknown post-filter(s) {', '.join(bad) or '(none given)'}; "
                  f"choose from {', '.join(postfilter.NAMES[1:])}")

@@ -59,12 +59,27 @@ def real_inputs(cnn):
 # --------------------------------------------------------------- exactness
 
 @pytest.mark.parametrize("chroma", [False, True])
-def test_float32_and_float64_give_identical_predictions(cnn, real_inputs, chroma):
+def test_the_c_integer_kernel_and_the_float_path_give_identical_predictions(cnn, real_inputs, chroma):
+    """The codec runs the C core's integer kernel; PyTorch float32 and
+    float64 convolutions (exact below 2**24) and the rule written out in
+    float64 torch are independent implementations of the same integers."""
     net, x = cnn.nets[chroma], real_inputs[chroma]
-    a = net(x, torch.float32)
+    a = net(x)
+    np.testing.assert_array_equal(a, net(x, simd=False))        # plain loops, no SIMD
+    np.testing.assert_array_equal(a, net(x, torch.float32))
     np.testing.assert_array_equal(a, net(x, torch.float64))
-    # ... and the rule written out in float64 torch agrees with the C core.
     np.testing.assert_array_equal(a, net(x, torch.float64, reference=True))
+    np.testing.assert_array_equal(net(x, head=False), net(x, torch.float32, head=False))
+
+
+@pytest.mark.parametrize("chroma", [False, True])
+def test_extreme_inputs_give_identical_predictions(cnn, chroma):
+    # Inputs at the ends of their range drive the accumulators furthest.
+    net = cnn.nets[chroma]
+    rng = np.random.default_rng(11)
+    x = rng.choice(np.array([-128, -127, 0, 127, 128], np.int16), (40, len(net.config.inputs), 24, 24))
+    np.testing.assert_array_equal(net(x), net(x, torch.float64, reference=True))
+    np.testing.assert_array_equal(net(x), net(x, simd=False))
 
 
 @pytest.mark.parametrize("chroma", [False, True])
@@ -76,8 +91,18 @@ def test_batch_of_one_equals_whole_batch(cnn, real_inputs, chroma):
 
 
 @pytest.mark.parametrize("chroma", [False, True])
-def test_one_and_two_threads_agree(cnn, real_inputs, chroma):
+def test_any_thread_count_gives_the_same_predictions(cnn, real_inputs, chroma):
     net, x = cnn.nets[chroma], real_inputs[chroma]
+    stages, shape = net._stages[True]
+    a = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    outs = []
+    for threads in (1, 2, 3, 7):
+        out = np.empty((len(x),) + shape, np.int16)
+        scratch = np.empty(_cext.intnet_scratch_len(stages, threads), np.int16)
+        _cext.intnet_forward(a, len(x), stages, threads, True, out, scratch)
+        outs.append(out)
+    for out in outs[1:]:
+        np.testing.assert_array_equal(out, outs[0])
     saved = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -95,6 +120,96 @@ def test_every_layer_is_within_the_float32_exactness_bound(cnn):
             w = layer["weight"].numpy().astype(np.int64)
             bound = np.abs(w).reshape(len(w), -1).sum(1) * 128 + np.abs(layer["bias"].astype(np.int64))
             assert bound.max() < 2 ** 24
+
+
+def _conv_rule(x, w, stride, pad):
+    """Exact convolution of channels-last int maps [n, h, w, cin] with
+    weights [cout, cin, kh, kw], in Python-sized integers."""
+    n, h, wd, cin = x.shape
+    cout, _, kh, kw = w.shape
+    xp = np.zeros((n, h + 2 * pad, wd + 2 * pad, cin), np.int64)
+    xp[:, pad:pad + h, pad:pad + wd] = x
+    ho, wo = (h + 2 * pad - kh) // stride + 1, (wd + 2 * pad - kw) // stride + 1
+    acc = np.zeros((n, ho, wo, cout), np.int64)
+    for ky in range(kh):
+        for kx in range(kw):
+            win = xp[:, ky:ky + stride * (ho - 1) + 1:stride, kx:kx + stride * (wo - 1) + 1:stride]
+            acc += np.einsum("nyxc,oc->nyxo", win, w[:, :, ky, kx].astype(np.int64))
+    return acc
+
+
+def _stage(h, cin, w, bias, mult, shift, stride, pad, relu, lo, hi, skip_from=-1, skip_mult=None):
+    return (h, h, cin, w.shape[2], w.shape[3], stride, pad, bc.pack_for_c(w), bias, mult, shift,
+            skip_from, skip_mult, relu, lo, hi)
+
+
+def _run(x, stages, threads=1, simd=True):
+    st = stages[-1]
+    ho = (st[0] + 2 * st[6] - st[3]) // st[5] + 1
+    out = np.empty((len(x), ho, ho, len(st[8])), np.int16)
+    _cext.intnet_forward(np.ascontiguousarray(x, dtype=np.int16), len(x), stages, threads, simd, out,
+                         np.empty(_cext.intnet_scratch_len(stages, threads), np.int16))
+    return out
+
+
+@pytest.mark.parametrize("simd", [True, False])
+@pytest.mark.parametrize("geometry", [(9, 5, 12, 4, 2, 1), (6, 24, 24, 3, 1, 1), (6, 7, 64, 6, 1, 0),
+                                      (5, 3, 9, 3, 2, 0), (7, 33, 17, 1, 1, 0)])
+def test_c_layer_follows_the_integer_rule(geometry, simd):
+    """One stage of the C kernel, random weights at their bounds, against
+    the normative rule in plain integers: odd sizes, strides, paddings,
+    channel counts that are no multiple of the vector width."""
+    h, cin, cout, k, stride, pad = geometry
+    rng = np.random.default_rng(h * cin + cout)
+    x = rng.integers(-128, 129, (13, h, h, cin))
+    w = rng.integers(-127, 128, (cout, cin, k, k)).astype(np.int8)
+    bias = rng.integers(-2 ** 20, 2 ** 20, cout).astype(np.int32)
+    mult = rng.integers(-32767, 32768, cout).astype(np.int32)
+    for relu, lo, hi, shift in ((True, -127, 127, 21), (False, -255, 255, 25), (True, -128, 128, 0)):
+        got = _run(x, (_stage(h, cin, w, bias, mult, shift, stride, pad, relu, lo, hi),), simd=simd)
+        acc = _conv_rule(x, w, stride, pad)
+        np.testing.assert_array_equal(got, _requant_rule(acc, bias, mult, shift, None, None, relu, 0, lo, hi))
+
+
+def test_c_skip_adds_an_earlier_stages_input():
+    rng = np.random.default_rng(2)
+    x = rng.integers(-128, 129, (5, 6, 6, 8))
+    w1, w2 = (rng.integers(-127, 128, (8, 8, 3, 3)).astype(np.int8) for _ in range(2))
+    b = rng.integers(-5000, 5000, 8).astype(np.int32)
+    m = rng.integers(1, 32768, 8).astype(np.int32)
+    sm = rng.integers(-32767, 32768, 8).astype(np.int32)
+    stages = (_stage(6, 8, w1, b, m, 20, 1, 1, True, -127, 127),
+              _stage(6, 8, w2, b, m, 20, 1, 1, True, -127, 127, skip_from=0, skip_mult=sm))
+    mid = _requant_rule(_conv_rule(x, w1, 1, 1), b, m, 20, None, None, True, 0, -127, 127)
+    want = _requant_rule(_conv_rule(mid, w2, 1, 1), b, m, 20, x, sm, True, 0, -127, 127)
+    np.testing.assert_array_equal(_run(x, stages, threads=2), want)
+
+
+def test_c_kernel_refuses_what_could_overflow(cnn):
+    stages, shape = cnn.nets[False]._stages[True]
+    good = np.zeros((2, 24, 24, 5), np.int16)
+    out = np.empty((2,) + shape, np.int16)
+    scratch = np.empty(_cext.intnet_scratch_len(stages, 1), np.int16)
+    _cext.intnet_forward(good, 2, stages, 1, True, out, scratch)
+    bad = good.copy()
+    bad[1, 3, 4, 0] = 129                                   # inputs beyond -128..128
+    with pytest.raises(ValueError, match="x: values"):
+        _cext.intnet_forward(bad, 2, stages, 1, True, out, scratch)
+    wide = list(stages[0])
+    wide[7] = wide[7].copy()
+    wide[7][0, 0, 0] = 128                                  # a weight beyond int8's symmetric range
+    with pytest.raises(ValueError, match="weights"):
+        _cext.intnet_forward(good, 2, (tuple(wide),) + stages[1:], 1, True, out, scratch)
+    loose = list(stages[0])
+    loose[15] = 129                                         # an inner stage must clamp to -128..128
+    with pytest.raises(ValueError, match="lo/hi"):
+        _cext.intnet_forward(good, 2, (tuple(loose),) + stages[1:], 1, True, out, scratch)
+    with pytest.raises(ValueError, match="previous stage"):
+        _cext.intnet_forward(good, 2, stages[:1] + stages[2:], 1, True, out, scratch)
+    with pytest.raises(ValueError, match="scratch"):
+        _cext.intnet_forward(good, 2, stages, 2, True, out, scratch[:10])
+    with pytest.raises(ValueError, match="out: expected 128 elements"):
+        _cext.intnet_forward(good, 2, stages, 1, True, out[:1], scratch)
 
 
 def _requant_rule(acc, bias, mult, shift, skip, skip_mult, relu, offset, lo, hi):

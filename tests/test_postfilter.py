@@ -12,7 +12,10 @@ Specification:
     quantization table, for gray, 4:2:0 and 4:4:4 images of any size;
   * streams naming an unknown post-filter, or other weights than this build
     ships, are refused with a one-line error that says how to decode anyway;
-  * the default post-filter improves PSNR on a natural photograph.
+  * the default post-filter improves PSNR on a natural photograph;
+  * the decoder runs WDSR's residual blocks in int8 with shipped, verified
+    activation scales, within a few hundredths of a dB of the float network,
+    and falls back to the float network where torch has no int8 kernels.
 """
 from __future__ import annotations
 
@@ -153,3 +156,62 @@ def test_default_postfilter_improves_a_photograph(quality):
     enc = Codec(quality=quality).encode(rgb)
     gain = psnr(rgb, blockcodec.decode(enc.data)) - psnr(rgb, enc.image)
     assert gain > 0.15, f"post-filter gain {gain:.3f} dB at q{quality}"
+
+
+def test_the_decoder_runs_wdsr_in_int8_with_its_shipped_calibration():
+    from blockcodec.restoration.int8 import Calibration, Int8WDSR
+    card = zoo.MODELS["wdsr-int8"]
+    assert card.kind == "int8 calibration" and card.command and card.data
+    cal = Calibration.from_json(zoo.path("wdsr-int8").read_text())   # sha256-verified
+    assert cal.weights_sha256 == zoo.MODELS["wdsr"].sha256
+    assert len(cal.blocks) == len(postfilter.network("wdsr").eager.body)
+    assert isinstance(postfilter.decoder_network("wdsr"), Int8WDSR)
+    for name in FILTERS:
+        if name != "wdsr":
+            assert postfilter.decoder_network(name) is postfilter.network(name)
+
+
+@pytest.mark.skipif(not KODAK.is_dir(), reason="needs ../shared/data/kodak")
+def test_int8_post_filter_is_within_a_few_hundredths_of_a_db_of_the_float_one():
+    from PIL import Image
+    rgb = np.asarray(Image.open(KODAK / "kodim19.png").convert("RGB"))[96:352, 128:512]
+    for quality in (20, 60):
+        data = Codec(quality=quality).encode(rgb).data
+        fast = decode_result(data)
+        planes = [tr.recon for tr in decode_result(data, postfilter_choice="none").planes]
+        exact = postfilter.apply("wdsr", planes, quality, exact=True)
+        for a, b in zip([tr.recon for tr in fast.planes], planes):
+            np.testing.assert_array_equal(a, b)             # the in-loop planes are untouched
+        from blockcodec.codec import Geometry, _assemble
+        geom = Geometry(fast.header.width, fast.header.height, fast.header.mode)
+        loss = psnr(rgb, _assemble(exact, geom)) - psnr(rgb, fast.image)
+        assert -0.02 < loss < 0.05, f"int8 costs {loss:.3f} dB at q{quality}"
+
+
+def test_int8_falls_back_to_the_float_network_where_unsupported(monkeypatch):
+    from blockcodec.restoration import int8
+
+    def unsupported(*a, **k):
+        raise RuntimeError("no quantized CPU kernels")
+
+    monkeypatch.setattr(int8.Int8WDSR, "__init__", unsupported)
+    postfilter.decoder_network.cache_clear()
+    try:
+        assert postfilter.decoder_network("wdsr") is postfilter.network("wdsr")
+    finally:
+        postfilter.decoder_network.cache_clear()
+
+
+def test_a_calibration_for_other_weights_is_refused(monkeypatch, tmp_path):
+    from blockcodec.restoration.int8 import Calibration
+    cal = Calibration.from_json(zoo.path("wdsr-int8").read_text())
+    stale = tmp_path / "stale.json"
+    stale.write_text(Calibration("0" * 64, cal.blocks).to_json())
+    real = zoo.path
+    monkeypatch.setattr(zoo, "path", lambda name: stale if name == "wdsr-int8" else real(name))
+    postfilter.decoder_network.cache_clear()
+    try:
+        with pytest.raises(blockcodec.BlockcodecError, match="other weights"):
+            postfilter.decoder_network("wdsr")
+    finally:
+        postfilter.decoder_network.cache_clear()

@@ -19,16 +19,19 @@ Two forms of the same network live here:
   output channel, int8 activations with learned step sizes) for
   quantization-aware fine-tuning.
 * ``IntegerNet``, what the codec runs.  All weights and activations are
-  integers; every accumulator is bounded by sum|w| * 128 + |bias| < 2**24,
-  checked when the weights are loaded, so a float32 convolution computes it
-  exactly in any summation order, with any BLAS kernel, batch size or thread
-  count.  Requantization is integer arithmetic done in float64 (products below
-  2**53), so float32 and float64 evaluation agree bit for bit.
+  integers, and the codec evaluates it with integer arithmetic in the C core
+  (cext/intnet.c): no float anywhere in the coding loop.  Every accumulator
+  is also bounded by sum|w| * 128 + |bias| < 2**24, checked when the weights
+  are loaded, so a float32 convolution computes it exactly in any summation
+  order; ``IntegerNet`` keeps that float path (PyTorch convolutions, with
+  the requantization in float64, exact below 2**53) as an independent second
+  implementation that the tests hold the C kernel to, bit for bit.
 """
 from __future__ import annotations
 
 import hashlib
 import io
+import threading
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -50,6 +53,7 @@ ACC_LIMIT = 2 ** 24        # float32 represents every integer below this exactly
 MULT_BITS = 15             # requantization multipliers are < 2**MULT_BITS
 MAX_SHIFT = 40
 MASK_ON = 64               # value of a set mask pixel in the input
+MIN_BLOCKS_PER_THREAD = 48  # waking the other core costs more than a smaller share saves
 
 # Input channels.  Pixels are centred on 0; "planar" holds the classical
 # planar prediction of the centre block (the network predicts a correction to
@@ -337,6 +341,17 @@ def _batch_bucket(n: int) -> int:
     return -(-n // step) * step
 
 
+def pack_for_c(weight: np.ndarray) -> np.ndarray:
+    """int8 [O, I, kh, kw] -> the C kernel's int16 layout [K/2, O8, 2]
+    (cext/intnet.h): patch values k = (ky * kw + kx) * I + ci in pairs,
+    output channels padded to a multiple of 8, zeros in the padding."""
+    o, i, kh, kw = weight.shape
+    k = kh * kw * i
+    rows = np.zeros((-(-o // 8) * 8, -(-k // 2) * 2), np.int16)
+    rows[:o, :k] = weight.transpose(0, 2, 3, 1).reshape(o, k)
+    return np.ascontiguousarray(rows.reshape(len(rows), -1, 2).transpose(1, 0, 2))
+
+
 class IntegerNet:
     """Runs exported integer tensors; see ``export_integer`` for the rule."""
 
@@ -371,6 +386,7 @@ class IntegerNet:
                     or (skip is not None and np.abs(skip.astype(np.int64)).max() >= 2 ** MULT_BITS)):
                 raise BlockcodecError(f"BlockCNN layer {i} has an out-of-range requantizer")
             self.layers.append(dict(
+                packed=pack_for_c(wt),
                 weight=torch.from_numpy(wt.astype(np.float32)).contiguous(memory_format=torch.channels_last),
                 bias=np.ascontiguousarray(b), mult=np.ascontiguousarray(mult), shift=shift,
                 skip=None if skip is None else np.ascontiguousarray(skip),
@@ -379,18 +395,65 @@ class IntegerNet:
         self.residual = residual   # layers that add their block's input (a skip)
         head = self.layers[-1]["weight"]
         self.layers[-1]["fc"] = head.permute(0, 2, 3, 1).reshape(64, -1).t().contiguous()
+        self._stages = {h: self._c_stages(h) for h in (True, False)}
+        self._local = threading.local()
 
-    def __call__(self, x_int: np.ndarray, dtype=torch.float32, reference: bool = False,
-                 head: bool = True) -> np.ndarray:
+    def __call__(self, x_int: np.ndarray, dtype=None, reference: bool = False, head: bool = True,
+                 simd: bool = True) -> np.ndarray:
         """x_int int16 [n, C_in, 24, 24] -> uint8 [n, 64] predicted pixels
         (``head=False``: the int8 features the head reads, [n, 6 * 6 * width]).
 
-        Activations are channels-last (NHWC) between layers: oneDNN is fastest
-        that way for these small maps, and the C core then walks channels
-        innermost.  ``dtype`` float64 (convolutions) and ``reference`` (the
-        requantization written out in float64 torch instead of the C core)
-        exist for the exactness tests; every combination gives the same bits."""
-        L, x_int = self.layers, np.asarray(x_int)
+        By default the C core's integer kernel runs (``simd=False``: its plain
+        loops).  ``dtype`` (torch.float32 or float64) runs the float path
+        instead, and ``reference`` writes its requantization out in float64
+        torch; they exist for the exactness tests, and every one of them gives
+        the same bits."""
+        x_int = np.asarray(x_int)
+        if dtype is not None or reference:
+            return self._forward_torch(x_int, dtype or torch.float32, reference, head)
+        return self._forward_c(x_int, head, simd)
+
+    def _c_stages(self, head: bool) -> tuple:
+        """The layers as the C core's stage tuples (``_cext.intnet_forward``)."""
+        stages, size = [], CONTEXT
+        layers = self.layers if head else self.layers[:-1]
+        for i, layer in enumerate(layers):
+            c_out, c_in, k, _ = layer["weight"].shape
+            stride, pad = self.strides[i]
+            last = i == len(self.layers) - 1
+            skip_from = i - 1 if i in self.residual else -1
+            stages.append((size, size, c_in, k, k, stride, pad, layer["packed"], layer["bias"], layer["mult"],
+                           layer["shift"], skip_from, layer["skip"] if skip_from >= 0 else None, not last,
+                           -255 if last else -ACT_MAX, 255 if last else ACT_MAX))
+            size = (size + 2 * pad - k) // stride + 1
+        return tuple(stages), (size, size, c_out)
+
+    def _scratch(self, head: bool, threads: int) -> np.ndarray:
+        """The C kernel's working memory, kept between calls (fresh pages cost
+        more than the network on a small batch); one per Python thread."""
+        key = (head, threads)
+        cache = self._local.__dict__.setdefault("scratch", {})
+        if key not in cache:
+            cache[key] = np.empty(_cext.intnet_scratch_len(self._stages[head][0], threads), np.int16)
+        return cache[key]
+
+    def _forward_c(self, x_int: np.ndarray, head: bool, simd: bool) -> np.ndarray:
+        stages, out_shape = self._stages[head]
+        n = len(x_int)
+        a = np.ascontiguousarray(x_int.astype(np.int16, copy=False).transpose(0, 2, 3, 1))   # NHWC
+        out = np.empty((n,) + out_shape, np.int16)
+        # Blocks are independent: a batch is shared among as many threads as
+        # torch is set to use, a few blocks each at least.
+        threads = max(1, min(torch.get_num_threads(), n // MIN_BLOCKS_PER_THREAD))
+        _cext.intnet_forward(a, n, stages, threads, simd, out, self._scratch(head, threads))
+        if not head:
+            return out.reshape(n, -1).astype(np.int8)
+        base = x_int[:, PLANAR, 8:16, 8:16].reshape(n, 64).astype(np.int16) + 128
+        return np.clip(base + out.reshape(n, 64), 0, 255).astype(np.uint8)
+
+    def _forward_torch(self, x_int: np.ndarray, dtype, reference: bool, head: bool) -> np.ndarray:
+        """The float path: exact float32 (or float64) convolutions, channels-last."""
+        L = self.layers
         n_blocks = len(x_int)
         # oneDNN builds (JIT-compiles) a kernel for every new batch size, about
         # 1 s for the ~250 sizes an image's wavefronts have: pad the batch to
@@ -547,12 +610,8 @@ class BlockCNNPredictor(Predictor):
 
     def _run_joined(self, chroma: bool, parts) -> list[np.ndarray]:
         xs = [self._inputs(*part) for part in parts]
-        n = sum(len(x) for x in xs)
-        pad = _batch_bucket(n) - n
-        if pad:   # padded here, in the one copy that joins the batches
-            xs.append(np.zeros((pad,) + xs[0].shape[1:], xs[0].dtype))
-        pred = self.nets[chroma](np.concatenate(xs))[:n].reshape(-1, 8, 8)
-        return np.split(pred, np.cumsum([len(x) for x in xs[:len(parts)]])[:-1])
+        pred = self.nets[chroma](xs[0] if len(xs) == 1 else np.concatenate(xs)).reshape(-1, 8, 8)
+        return np.split(pred, np.cumsum([len(x) for x in xs])[:-1])
 
     def macs_per_block(self, chroma: bool) -> int:
         cfg = self.chroma_cfg if chroma else self.luma_cfg

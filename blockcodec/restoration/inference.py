@@ -22,16 +22,16 @@ import torch
 from .base import RestorationNet
 
 
-class FrozenNet:
-    """A callable ``(x, q) -> y`` with the network's ``config``, ``multiple``
-    and ``margin``, for ``tiling.restore``."""
+class InferenceNet:
+    """A trained network prepared for inference: a callable ``(x, q) -> y``
+    with the network's ``config``, ``multiple`` and ``margin``, for
+    ``tiling.restore``; ``eager`` is the network itself."""
 
     def __init__(self, net: RestorationNet):
         self.config, self.multiple, self.margin = net.config, net.multiple, net.margin
         self.eager = net.eval()
-        self.module = _freeze(net)
 
-    def eval(self) -> "FrozenNet":
+    def eval(self) -> "InferenceNet":
         return self
 
     def parameter_count(self) -> int:
@@ -39,6 +39,14 @@ class FrozenNet:
 
     def macs_per_pixel(self, size: int = 64) -> float:
         return self.eager.macs_per_pixel(size)
+
+
+class FrozenNet(InferenceNet):
+    """The network traced and frozen by torch.jit (the eager one where that fails)."""
+
+    def __init__(self, net: RestorationNet):
+        super().__init__(net)
+        self.module = _freeze(net)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:

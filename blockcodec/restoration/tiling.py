@@ -56,8 +56,10 @@ def restore(net: RestorationNet, image: np.ndarray, q: float, tile: int = 256, o
 def _restore(net, x: torch.Tensor, q: float, tile: int, overlap: int) -> torch.Tensor:
     """The network over a [1, C, H, W] float image, tile by tile; float output."""
     _, c, h, w = x.shape
+    # Tiles keep the 8x8 block grid; the margin need only keep the network's
+    # own down-sampling grid (a shift by a multiple of it is an exact symmetry).
     m = int(np.lcm(net.multiple, 8))
-    tile, overlap = _round_up(tile, m), _round_up(overlap, m)
+    tile, overlap = _round_up(tile, m), _round_up(overlap, net.multiple)
     ph, pw = _round_up(h, m), _round_up(w, m)
     x = torch.nn.functional.pad(x, (overlap, overlap + pw - w, overlap, overlap + ph - h), mode="replicate")
     out = torch.empty(1, c, ph, pw)

@@ -59,8 +59,9 @@ class WDSR(RestorationNet):
                 self.skip.weight[i, i, 2, 2] = 1.0
         self.skip = weight_norm(self.skip)
         # Receptive-field radius: one pixel per 3x3 convolution (head, two per
-        # block, tail); the 5x5 skip reaches 2.
-        self.margin = -(-(2 * config.blocks + 2) // 8) * 8
+        # block, tail); the 5x5 skip reaches 2.  Tiles with this margin match a
+        # whole-image pass.
+        self.margin = 2 * config.blocks + 2
 
     def forward(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         xq = self.with_quality(x, q)

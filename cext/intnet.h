@@ -1,0 +1,71 @@
+/*
+ * The integer layer of BlockCNN (docs/FORMAT.md, section 5.3), the network
+ * the coding loop runs for every block.  Pure integer arithmetic: the same
+ * bits on every machine, compiler and vector width.  The caller
+ * (blockcodec_cext.c) has checked every size and range.
+ */
+#ifndef BLOCKCODEC_INTNET_H
+#define BLOCKCODEC_INTNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Largest patch (kh * kw * cin) and channel count a layer may have. */
+#define INTNET_MAX_PATCH 8192
+#define INTNET_MAX_COUT 1024
+
+typedef struct {
+    int h, w, cin;           /* input map, channels-last (HWC) per item */
+    int kh, kw, stride, pad;
+    int cout;
+    int shift;               /* 0 .. 40 */
+    int relu;
+    int lo, hi;              /* output clamp */
+} IntnetLayer;
+
+#define INTNET_LANES 8   /* int32 lanes of a 256-bit vector: output channels per vector */
+
+static inline int intnet_out_size(int in, int k, int stride, int pad)
+{
+    return (in + 2 * pad - k) / stride + 1;
+}
+
+/* Patch length: kh * kw * cin rounded up to whole pairs. */
+static inline int intnet_patch_len(const IntnetLayer *L)
+{
+    return (L->kh * L->kw * L->cin + 1) / 2 * 2;
+}
+
+/* Output channels rounded up to whole vectors. */
+static inline int intnet_cout_padded(const IntnetLayer *L)
+{
+    return (L->cout + INTNET_LANES - 1) / INTNET_LANES * INTNET_LANES;
+}
+
+/* The whole network over n maps x [n][h][w][cin] (values in -128..128;
+ * every stage but the last must clamp to that range too).  Stages run in order, stage i reading the output of
+ * stage i - 1 (stage 0 reads x) and, when skip_from >= 0, adding the input
+ * of stage skip_from (same shape as its output) as the skip.  Maps are
+ * shared out among up to `threads` threads; every map's result is the same
+ * whichever thread computes it.  out: the last stage's output.  scratch:
+ * intnet_scratch_len(stages, n_stages, threads) elements. */
+#define INTNET_MAX_STAGES 40
+#define INTNET_MAX_THREADS 16
+
+typedef struct {
+    IntnetLayer layer;
+    /* packed: [patch_len / 2][cout_padded][2], values in -127..127;
+     * weights[j][c][t] is the weight of output channel c for patch value
+     * k = 2j + t, where patch value k = (ky * kw + kx) * cin + ci; zero where
+     * k >= kh * kw * cin or c >= cout */
+    const int16_t *weights;
+    const int32_t *bias, *mult, *skip_mult;
+    int skip_from;
+} IntnetStage;
+
+size_t intnet_scratch_len(const IntnetStage *stages, int n_stages, int threads);
+
+void intnet_forward(const IntnetStage *stages, int n_stages, ptrdiff_t n, const int16_t *x, int16_t *out,
+                    int16_t *scratch, int threads, int simd);
+
+#endif
