@@ -352,8 +352,10 @@ def machine_info(args, mods_versions, torch_state, load_start, load_end, started
         "threads": {
             "env": {k: os.environ.get(k) for k in THREAD_ENV},
             "torch": torch_state,
-            "note": "blockcodec's C core (_cext) and the constriction range coder run single-threaded; "
-                    "simplejpeg (libjpeg-turbo) and Pillow's PNG codec too.",
+            "note": "blockcodec's C core (_cext) runs single-threaded, except that its BlockCNN kernel "
+                    "shares a wavefront of 96 or more blocks among torch.get_num_threads() threads; the "
+                    "constriction range coder, simplejpeg (libjpeg-turbo) and Pillow's PNG codec run "
+                    "single-threaded.",
         },
     }
 
@@ -574,13 +576,15 @@ def main(argv=None) -> int:
 
         import blockcodec
 
+        codecs = {cfg_key(p, q): benchlib.make_codec(p, q) for q in args.qualities for p in args.predictors}
+        for p in args.predictors:        # load the predictors now: BlockCNN's module imports torch
+            blockcodec.predictors.get(p.partition("+")[0])
         torch_state = {"imported": "torch" in sys.modules, "num_threads": None}
         if torch_state["imported"]:
             torch = sys.modules["torch"]
             if args.threads:
                 torch.set_num_threads(args.threads)
             torch_state["num_threads"] = torch.get_num_threads()
-        codecs = {cfg_key(p, q): benchlib.make_codec(p, q) for q in args.qualities for p in args.predictors}
         mods = (np, Image, simplejpeg, blockcodec)
         raw, meta = timing_phase(args, paths, tmp, bar, mods, codecs)
     finally:

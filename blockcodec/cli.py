@@ -571,6 +571,8 @@ examples:
   torchrun --nproc_per_node 2 -m blockcodec train predictor --steps 20000
                                                    data-parallel (DDP, gloo)
   blockcodec train restoration --arch wdsr --minutes 60
+  blockcodec train int8 --weights runs/restoration-wdsr/wdsr.npz
+                                                   int8 activation scales for a WDSR
 
 Training reads ../shared/data/train only (every 10th image held out for
 validation), logs to WORKDIR/log.jsonl and checkpoints every 5 minutes.

@@ -1,6 +1,6 @@
 """Calibration of the int8 WDSR post-filter (``restoration/int8.py``).
 
-    blockcodec train int8 [--weights NPZ] [--images 48] [--output JSON]
+    blockcodec train int8 [--weights NPZ] [--images 48] [--output JSON] [--force]
 
 The activation scales are measured with the float network on what the
 post-filter sees in the decoder: the Y, Cb and Cr planes of training images
@@ -33,7 +33,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--images", type=int, default=DEFAULT_IMAGES,
                     help=f"training images to code, evenly spaced (default {DEFAULT_IMAGES})")
     ap.add_argument("--output", metavar="JSON", default=None,
-                    help="where to write the scales (default: beside the weights, NAME.int8.json)")
+                    help="where to write the scales (default: runs/NAME.int8.json for weights NAME.npz)")
+    ap.add_argument("-f", "--force", action="store_true", help="overwrite JSON if it exists")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -65,7 +66,10 @@ def run(args) -> Path:
                     data=f"{len(picks)} training images (../shared/data/train, training split), centre "
                          f"{CROP}x{CROP}, coded by blockcodec 4:2:0 at qualities {QUALITIES[0]}..{QUALITIES[-1]}; "
                          f"Y, Cb, Cr planes")
-    out = Path(args.output) if args.output else weights.with_suffix(".int8.json")
+    out = Path(args.output) if args.output else Path("runs") / f"{weights.stem}.int8.json"
+    if out.exists() and not args.force:
+        raise ValueError(f"{out} exists; pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(cal.to_json())
     tmp.replace(out)
