@@ -443,7 +443,7 @@ class IntegerNet:
         a = np.ascontiguousarray(x_int.astype(np.int16, copy=False).transpose(0, 2, 3, 1))   # NHWC
         out = np.empty((n,) + out_shape, np.int16)
         # Blocks are independent: a batch is shared among as many threads as
-        # torch is set to use, a few blocks each at least.
+        # torch is set to use, as long as each gets MIN_BLOCKS_PER_THREAD.
         threads = max(1, min(torch.get_num_threads(), n // MIN_BLOCKS_PER_THREAD))
         _cext.intnet_forward(a, n, stages, threads, simd, out, self._scratch(head, threads))
         if not head:
