@@ -215,3 +215,19 @@ def test_a_calibration_for_other_weights_is_refused(monkeypatch, tmp_path):
             postfilter.decoder_network("wdsr")
     finally:
         postfilter.decoder_network.cache_clear()
+
+
+def test_int8_calibration_command_writes_usable_scales_and_keeps_existing_files(training_images, tmp_path):
+    from blockcodec.cli import main
+    from blockcodec.restoration.int8 import Calibration, Int8WDSR
+    out = tmp_path / "wdsr.int8.json"
+    args = ["train", "int8", "--data", str(training_images), "--images", "3", "--no-progress", "--output", str(out)]
+    assert main(args) == 0
+    cal = Calibration.from_json(out.read_text())
+    assert cal.weights_sha256 == zoo.MODELS["wdsr"].sha256 and len(cal.blocks) == 4
+    Int8WDSR(postfilter.network("wdsr").eager, cal)        # builds and runs
+    before = out.read_bytes()
+    assert main(args) != 0                                   # an existing file is kept ...
+    assert out.read_bytes() == before
+    assert main(args + ["--force"]) == 0                     # ... unless asked, and the result repeats
+    assert out.read_bytes() == before
