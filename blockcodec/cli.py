@@ -584,35 +584,30 @@ def add_train_parser(sub) -> None:
         "train", help="train a shipped network (the BlockCNN predictor, restoration networks)",
         description="Train one of blockcodec's networks.", epilog=TRAIN_EPILOG, formatter_class=_FORMATTER)
     what = p.add_subparsers(dest="model", metavar="MODEL", title="models", required=True)
-    pp = what.add_parser(
-        "predictor", help="the BlockCNN block predictor, closed loop on the codec's reconstructions",
-        description="Closed-loop training of the BlockCNN predictor (luma and chroma networks), "
-                    "float with batch norm, then quantization-aware; exports integer weights.",
-        formatter_class=_FORMATTER)
-    from .train.config import add_arguments   # no torch: it loads only when training runs
-    add_arguments(pp)
-    pp.set_defaults(func=cmd_train, trainer="predictor")
-    pr = what.add_parser(
-        "restoration", help="a restoration network (post-filter and JPEG artifact remover)",
-        description="Train one of the five restoration designs on luminance patches decoded by JPEG "
-                    "and by blockcodec, conditioned on the quantizer; exports plain .npz weights.",
-        formatter_class=_FORMATTER)
-    from .train.restoration_config import add_arguments as add_restoration_arguments
-    add_restoration_arguments(pr)
-    pr.set_defaults(func=cmd_train, trainer="restoration")
-    pq = what.add_parser(
-        "int8", help="calibrate the int8 WDSR post-filter (activation scales; no training)",
-        description="Measure the activation scales of the decoder's int8 WDSR post-filter on blockcodec "
-                    "decodes of training images; writes the JSON the decoder reads.",
-        formatter_class=_FORMATTER)
-    from .train.int8_calibration import add_arguments as add_int8_arguments
-    add_int8_arguments(pq)
-    pq.set_defaults(func=cmd_train, trainer="int8_calibration")
+    # (name, help, description, module under train/ with add_arguments and run).
+    # The argument modules are free of torch: it loads only when a command runs.
+    trainers = [
+        ("predictor", "the BlockCNN block predictor, closed loop on the codec's reconstructions",
+         "Closed-loop training of the BlockCNN predictor (luma and chroma networks), float with batch "
+         "norm, then quantization-aware; exports integer weights.", "config", "predictor"),
+        ("restoration", "a restoration network (post-filter and JPEG artifact remover)",
+         "Train one of the five restoration designs on luminance patches decoded by JPEG and by "
+         "blockcodec, conditioned on the quantizer; exports plain .npz weights.",
+         "restoration_config", "restoration"),
+        ("int8", "calibrate the int8 WDSR post-filter (activation scales; no training)",
+         "Measure the activation scales of the decoder's int8 WDSR post-filter on blockcodec decodes "
+         "of training images; writes the JSON the decoder reads.", "int8_calibration", "int8_calibration"),
+    ]
+    import importlib
+    for name, help_text, description, arguments, trainer in trainers:
+        sp = what.add_parser(name, help=help_text, description=description, formatter_class=_FORMATTER)
+        importlib.import_module(f".train.{arguments}", __package__).add_arguments(sp)
+        sp.set_defaults(func=cmd_train, trainer=trainer)
 
 
 def cmd_train(args) -> int:
-    """Both trainers: ``args.trainer`` names the module, whose ``run(args)``
-    returns the weights file it wrote."""
+    """Every trainer: ``args.trainer`` names the module, whose ``run(args)``
+    returns the file it wrote."""
     import importlib
     module = importlib.import_module(f".train.{args.trainer}", __package__)
     try:

@@ -88,12 +88,12 @@ def decoder_network(name: str):
     """The network the decoder runs: ``network(name)``, except where an int8
     calibration is shipped for it (WDSR, ``restoration/int8.py``, about four
     times faster) and this torch build runs int8 convolutions."""
-    net = network(name)
-    if name not in zoo.MODELS or f"{name}-int8" not in zoo.MODELS:
+    net = network(name)                 # its file verified against the zoo's sha256
+    if f"{name}-int8" not in zoo.MODELS:
         return net
     from .restoration.int8 import Calibration, Int8WDSR
     cal = Calibration.from_json(zoo.path(f"{name}-int8").read_text())
-    if cal.weights_sha256 != hashlib.sha256(zoo.path(name).read_bytes()).hexdigest():
+    if cal.weights_sha256 != zoo.MODELS[name].sha256:
         raise BlockcodecError(f"the int8 calibration of {name!r} was measured for other weights")
     try:
         return Int8WDSR(net.eager, cal)

@@ -84,12 +84,12 @@ def measure(job: Job) -> list[dict]:
     return rows
 
 
+FLOAT = "-float"
+
+
 def _base(name: str) -> tuple[str, bool]:
     """'wdsr-float' -> ('wdsr', True): the shipped filter and whether to run its float network."""
     return (name[:-len(FLOAT)], True) if name.endswith(FLOAT) else (name, False)
-
-
-FLOAT = "-float"
 
 
 def run(jobs: list[Job], workers: int, progress: bool) -> list[dict]:

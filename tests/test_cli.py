@@ -501,3 +501,11 @@ def test_postfilter_choice_on_encode_and_decode(tmp_path, rgb_png, rgb_array, ca
 def test_unknown_postfilter_name_is_a_usage_error(tmp_path, rgb_png, capsys):
     rc, _, err = call(["encode", rgb_png, "-o", tmp_path / "x.bkc", "--postfilter", "sharpen"], capsys)
     assert rc == 2 and "sharpen" in err
+
+
+def test_building_the_command_line_does_not_import_torch():
+    # Every command builds the whole parser; torch (about 2 s to import) loads
+    # only when a command needs a network.
+    code = "import sys, blockcodec.cli as c; c.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

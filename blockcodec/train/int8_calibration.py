@@ -14,11 +14,6 @@ import argparse
 import hashlib
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-from .. import quantization, restoration, zoo
-from ..codec import Codec
 from .data import list_images, progress, split
 
 DEFAULT_IMAGES = 48
@@ -39,6 +34,13 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> Path:
+    # Imported here, not above: the CLI reads add_arguments on every start, and
+    # these bring in torch.
+    import numpy as np
+    from PIL import Image
+
+    from .. import quantization, restoration, zoo
+    from ..codec import Codec
     from ..restoration.int8 import calibrate
     from ..restoration.weights import load_weights
 
