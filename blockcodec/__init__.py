@@ -40,5 +40,14 @@ def decode(data, *, postfilter: str | None = None) -> np.ndarray:
     return decode_result(data, postfilter_choice=postfilter).image
 
 
-__all__ = ["encode", "decode", "postfilters", "Codec", "CodecConfig", "Result", "Rounding", "BlockcodecError",
-           "ConversionWarning", "__version__"]
+def register_pillow() -> None:
+    """Let Pillow open and save .bkc files (format "BKC"), in the style of
+    ``pillow_heif.register_heif_opener()``: after this, ``Image.open("a.bkc")``
+    and ``im.save("a.bkc", quality=60)`` work.  See ``blockcodec.pillow_plugin``."""
+    from .pillow_plugin import register_pillow as register  # Pillow's plugin machinery loads only when asked
+
+    register()
+
+
+__all__ = ["encode", "decode", "register_pillow", "postfilters", "Codec", "CodecConfig", "Result", "Rounding",
+           "BlockcodecError", "ConversionWarning", "__version__"]
