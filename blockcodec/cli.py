@@ -164,11 +164,10 @@ def load_image(path: str) -> np.ndarray:
         try:
             with Image.open(source) as im:
                 frames = getattr(im, "n_frames", 1)
-                im.load()
                 if frames > 1:
                     warn(f"{name}: image has {frames} frames; only the first is encoded")
                 from .images import as_image_array
-                array = as_image_array(im)
+                array = as_image_array(im)   # loads the pixels; before that, it reads the file's bit depth
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise CliError(f"refusing {name}: {exc}") from None
         except Image.UnidentifiedImageError:

@@ -20,8 +20,33 @@ class ConversionWarning(UserWarning):
     """An input was converted to 8-bit gray or RGB with loss."""
 
 
+def source_bits_per_sample(img) -> int:
+    """Bits per sample of the file a PIL image was read from.  Pillow opens
+    16-bit RGB(A) PNGs and TIFFs as 8-bit "RGB"/"RGBA", so the mode alone
+    hides that it dropped the low byte; the file still tells."""
+    for tile in getattr(img, "tile", None) or ():   # until load(), the raw mode names the depth
+        rawmode = tile.args if isinstance(tile.args, str) else (tile.args or ("",))[0]
+        if isinstance(rawmode, str) and ";16" in rawmode:
+            return 16
+    if img.format == "TIFF":
+        bits = img.tag_v2.get(258, 8)   # BitsPerSample, one value per sample
+        return max(bits) if isinstance(bits, tuple) else int(bits)
+    if img.format == "PNG" and getattr(img, "filename", None):
+        try:
+            with open(img.filename, "rb") as f:
+                head = f.read(25)
+        except OSError:
+            return 8
+        if head[12:16] == b"IHDR":
+            return head[24]
+    return 8
+
+
 def _from_pil(img) -> np.ndarray:
     mode = img.mode
+    bits = source_bits_per_sample(img) if mode in ("RGB", "RGBA") else 8
+    if bits > 8:
+        warnings.warn(f"{bits}-bit image reduced to 8 bits per sample", ConversionWarning, stacklevel=3)
     if mode in ("L", "RGB"):
         return np.asarray(img)
     if mode == "1":
