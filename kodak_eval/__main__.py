@@ -59,9 +59,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="use only the first N images (quick runs)")
     ap.add_argument("--qualities", type=_int_list, default=None,
                     help="blockcodec quality sweep, e.g. 10,20,30 (default: 10,20,...,90)")
-    ap.add_argument("--blockcodec-variants", default="planar",
+    ap.add_argument("--blockcodec-variants", default="default",
                     help="comma list of blockcodec predictors, one curve each, PREDICTOR+POSTFILTER for a "
-                         "curve with a post-filter, e.g. blockcnn,blockcnn+reshuffle (default: planar)")
+                         "curve with a post-filter, e.g. blockcnn,blockcnn+reshuffle; 'default' is the "
+                         "codec's default configuration, BlockCNN with its default post-filter "
+                         "(default: default)")
     ap.add_argument("--blockcodec-subsampling", default="420",
                     help="chroma subsampling passed to blockcodec.encode (default: 420)")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (default: 1)")

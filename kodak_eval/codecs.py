@@ -255,14 +255,26 @@ class JPEGXL(Codec):
         return imagecodecs.jpegxl_decode(data, numthreads=1)
 
 
+def _default_variant() -> str:
+    """The codec's default configuration, as a variant name."""
+    try:
+        from blockcodec import postfilter, predictors
+        return f"{predictors.DEFAULT}+{postfilter.DEFAULT}"
+    except Exception:  # check() reports why blockcodec is unusable
+        return "default"
+
+
 class BlockCodec(Codec):
     param_name = "quality"
     sweep = (10, 20, 30, 40, 50, 60, 70, 80, 90)
     cacheable = False
     library = "blockcodec (this repo)"
 
-    def __init__(self, predictor: str = "planar", subsampling: str = "420", qualities=None):
-        # "PREDICTOR" or "PREDICTOR+POSTFILTER": a bare name is the codec without post-filter.
+    def __init__(self, predictor: str = "default", subsampling: str = "420", qualities=None):
+        # "PREDICTOR" or "PREDICTOR+POSTFILTER": a bare name is the codec without post-filter;
+        # "default" is what `blockcodec encode` does with no options.
+        if predictor == "default":
+            predictor = _default_variant()
         self.predictor, _, postfilter = predictor.partition("+")
         self.postfilter = postfilter or "none"
         self.subsampling = subsampling

@@ -166,3 +166,15 @@ def test_cli_end_to_end_on_tiny_images(tmp_path):
     # second run is served from the cache
     assert main(args) == 0
     assert json.loads((out / "results.json").read_text())["meta"]["computed"] == 0
+
+
+def test_default_blockcodec_curve_is_the_codecs_default_configuration():
+    # The curve kodak_eval draws when asked for nothing in particular is the codec
+    # users get from `blockcodec encode` with no options: BlockCNN with its post-filter.
+    import blockcodec
+    from blockcodec import postfilter, predictors
+    from kodak_eval.__main__ import parse_args, select_codecs
+    (bc,), _ = select_codecs(parse_args(["--codecs", "blockcodec"]), [])
+    assert (bc.predictor, bc.postfilter) == (predictors.DEFAULT, postfilter.DEFAULT)
+    img = _test_image(16, 24)
+    assert bc.encode(img, 50) == blockcodec.encode(img, quality=50)
