@@ -27,6 +27,7 @@ import math
 import os
 import sys
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -654,6 +655,8 @@ def add_restore_parser(sub) -> None:
                    help="average the network over the 8 rotations and flips of the image "
                         "(self-ensemble: a little better, 8x slower)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="print a summary (size, colour, model, time) to standard error")
     p.set_defaults(func=cmd_restore)
 
 
@@ -677,13 +680,20 @@ def cmd_restore(args) -> int:
             net = frozen(load_weights(args.weights)[0])
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise CliError(f"cannot load restoration weights {args.weights!r}: {_one_line(exc)}") from None
+    started = time.perf_counter()
     image = restore_jpeg(data, net, ensemble=args.ensemble)
+    seconds = time.perf_counter() - started
     buf = io.BytesIO()
     try:
         Image.fromarray(image).save(buf, format=fmt)
     except Exception as exc:
         raise CliError(f"cannot write {_display(args.output, output=True)} as {fmt}: {exc}") from None
     write_output(args.output, buf.getvalue(), force=args.force)
+    if args.verbose:
+        model = args.weights or args.model or RESTORE_DEFAULT
+        print(f"{PROG}: {_name(args.input)}: {image.shape[1]}x{image.shape[0]} "
+              f"{'gray' if image.ndim == 2 else 'colour'} JPEG, {len(data)} bytes, model {model}"
+              f"{' (x8 ensemble)' if args.ensemble else ''}, {seconds:.2f} s -> {fmt}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -197,6 +197,18 @@ def test_restore_cli_reads_gray_and_colour_jpegs(tmp_path, identity_weights, cha
     assert np.abs(got.astype(int) - ref.astype(int)).max() <= (0 if channels == 1 else 3)
 
 
+def test_restore_cli_verbose_prints_one_summary_line(tmp_path, identity_weights, capsys):
+    from blockcodec.cli import main
+    out = tmp_path / "out.png"
+    assert main(["restore", str(_jpeg(tmp_path, 3)), "-o", str(out), "--weights", str(identity_weights),
+                 "-v"]) == 0
+    line, = capsys.readouterr().err.splitlines()
+    assert line.startswith("blockcodec: ") and "61x45 colour JPEG" in line and line.endswith("-> PNG")
+    assert main(["restore", str(_jpeg(tmp_path, 1)), "-o", str(out), "--weights", str(identity_weights),
+                 "-f"]) == 0
+    assert capsys.readouterr().err == ""   # quiet without -v
+
+
 def test_restore_conditions_each_plane_on_its_own_table(identity_weights, tmp_path, monkeypatch):
     from blockcodec.restoration import jpeg as rj
     seen = []
