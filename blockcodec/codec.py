@@ -42,8 +42,12 @@ class CodecConfig:
             raise BlockcodecError(f"quality must be an integer 1..100, got {self.quality!r}")
         if not 1 <= self.quality <= 100:
             raise BlockcodecError(f"quality must be in 1..100, got {self.quality}")
-        if self.subsampling not in SUBSAMPLINGS:
+        if not isinstance(self.subsampling, str) or self.subsampling not in SUBSAMPLINGS:
             raise BlockcodecError(f"subsampling must be one of {', '.join(SUBSAMPLINGS)}, got {self.subsampling!r}")
+        if self.dc_prediction is not None and not isinstance(self.dc_prediction, (bool, np.bool_)):
+            raise BlockcodecError(f"dc_prediction must be True, False or None, got {self.dc_prediction!r}")
+        if not isinstance(self.rounding, quantization.Rounding):
+            raise BlockcodecError(f"rounding must be a blockcodec.Rounding, got {type(self.rounding).__name__}")
         predictors.get(self.predictor)  # raises for unknown names
         postfilter.check_name(self.postfilter)
 
@@ -127,6 +131,8 @@ class Codec:
     """An encoder/decoder pair with fixed settings."""
 
     def __init__(self, config: CodecConfig | None = None, **kwargs):
+        if config is not None and not isinstance(config, CodecConfig):
+            raise BlockcodecError(f"config must be a blockcodec.CodecConfig, got {type(config).__name__}")
         self.config = config if config is not None else CodecConfig(**kwargs)
         self.tables = entropy.default_tables()
 
@@ -204,12 +210,13 @@ class Codec:
 
 def _postfilter_for(header: Header, choice: str | None) -> str:
     """The post-filter to run: the caller's choice, else the one the stream
-    records, whose weights must be the ones this build ships."""
+    records, whose weights must be the ones this build ships.  A hash without
+    a post-filter is a corrupt header, refused whatever the caller chose."""
+    if header.postfilter_id == 0 and header.postfilter_hash != bytes(4):
+        raise BlockcodecError("corrupt stream: post-filter hash set without a post-filter")
     if choice is not None:
         return postfilter.check_name(choice)
     if header.postfilter_id == 0:
-        if header.postfilter_hash != bytes(4):
-            raise BlockcodecError("corrupt stream: post-filter hash set without a post-filter")
         return "none"
     name = postfilter.name_of(header.postfilter_id)
     ours = postfilter.weights_hash(name)
@@ -225,6 +232,8 @@ def decode_result(data, tables: entropy.Tables | None = None, keep_trace: bool =
     """Decode a stream.  ``postfilter_choice``: None applies the post-filter the
     stream records; a name from ``postfilter.NAMES`` (or "none") overrides it."""
     t0 = time.perf_counter()
+    if postfilter_choice is not None:
+        postfilter.check_name(postfilter_choice)   # the caller's mistake first, whatever the stream
     header, payload = bitstream.unpack(data)
     tables = tables or entropy.default_tables()
     name = predictors.name_of(header.predictor_id)

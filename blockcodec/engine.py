@@ -184,9 +184,10 @@ def _predictor_inputs(st: _PlaneState, rows, cols, predictor: Predictor, previou
         ctx = np.empty((n, 24, 24), np.uint8)
         avail = np.empty((n, 4), np.uint8)
         _cext.gather_contexts(st.recon, width, height, rows, cols, FILL, ctx, avail)
-    else:  # the predictor ignores contexts; hand it defined values anyway
-        ctx = np.full((n, 24, 24), FILL, np.uint8)
-        avail = np.zeros((n, 4), np.uint8)
+    else:  # the predictor ignores contexts; hand it defined values anyway, as read-only
+        # views: its one batch is the whole plane, 9 bytes a pixel if materialized
+        ctx = np.broadcast_to(np.uint8(FILL), (n, 24, 24))
+        avail = np.broadcast_to(np.uint8(0), (n, 4))
     win = None
     if predictor.guides:
         guides = list(st.job.guides) + ([previous.live] if st.job.reads_previous else [])

@@ -57,10 +57,13 @@ ESC_LENGTHS = 16       # Exp-Golomb length symbols 0..15
 MAX_MAGNITUDE = 32767  # decoded magnitudes and DC values are clamped to this (corrupt streams only)
 MAX_DC_DIFFERENCE = 2 * MAX_MAGNITUDE + 1   # DC minus its prediction spans twice the int16 range
 # Every block codes an EOB symbol, whose probability never exceeds this bound
-# (checked when tables load), so each block costs at least 1/8 bit: a decoder
-# can refuse a header claiming more blocks than the payload could describe.
+# (checked when tables load), so each block costs at least -log2(0.917) bits: a
+# decoder can refuse a header claiming more blocks than the payload could
+# describe.  The guard's ratio is the smallest n with p^n <= 2^-8 (n blocks
+# cost at least a byte), in exact integers: 64 for 917 per mille.
 MAX_EOB_PROBABILITY_PER_MILLE = 917
-BLOCKS_PER_PAYLOAD_BYTE = 64
+BLOCKS_PER_PAYLOAD_BYTE = next(n for n in range(1, 1 << 16)
+                               if 256 * MAX_EOB_PROBABILITY_PER_MILLE ** n <= 1000 ** n)
 
 # Zigzag scan: ZIGZAG[k] is the natural index u * 8 + v of the k-th coefficient.
 ZIGZAG = np.array(

@@ -67,7 +67,7 @@ def _from_pil(img) -> np.ndarray:
             warnings.warn(f"{mode} image: samples outside 0..65535 clipped", ConversionWarning, stacklevel=3)
             a = np.clip(a, 0, 65535)
         return _reduce_depth(a.astype(np.uint32), int(a.max(initial=0)) > 255 or mode.startswith("I;16"))
-    if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+    if mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
         warnings.warn(f"{mode} image converted to RGB", ConversionWarning, stacklevel=3)
         return np.asarray(img.convert("RGB"))
     raise BlockcodecError(f"unsupported image mode {mode!r}")
@@ -93,7 +93,7 @@ def as_image_array(image) -> np.ndarray:
     else:
         raise BlockcodecError(f"expected a numpy array or PIL image, got {type(image).__name__}")
 
-    if a.dtype == np.uint16:
+    if a.dtype.kind == "u" and a.dtype.itemsize == 2:   # either byte order
         a = _reduce_depth(a, True)
     elif a.dtype == bool:
         a = a.astype(np.uint8) * 255

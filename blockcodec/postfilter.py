@@ -47,7 +47,7 @@ TILE = 256
 
 
 def check_name(name: str) -> str:
-    if name not in IDS:
+    if not isinstance(name, str) or name not in IDS:   # a list or dict is not hashable
         raise BlockcodecError(f"unknown post-filter {name!r} (available: {', '.join(NAMES)})")
     return name
 

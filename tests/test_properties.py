@@ -281,6 +281,22 @@ def test_noncausal_predictor_gets_one_batch():
     assert spy.batch_sizes == [15]
 
 
+def test_noncausal_batch_holds_no_whole_plane_context_array():
+    """The one batch of a context-blind predictor is the whole plane: its
+    contexts are a view, not 24x24 bytes per block (9 bytes a pixel)."""
+    import tracemalloc
+    n_rows, n_cols = 64, 64
+    coefs = np.zeros((n_rows * n_cols, 64), np.int16)
+    info = PlaneInfo(0, False, 50, quantization.qtable(50, False))
+    tracemalloc.start()
+    try:
+        engine.code_plane(None, coefs, (8 * n_rows, 8 * n_cols), predictors.get("none"), info)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * coefs.size, f"{peak / coefs.size:.1f} bytes per pixel"
+
+
 class GuideMixPredictor(MixPredictor):
     """MixPredictor that also depends on every pixel of its guide windows, so
     a guide block read before it is decoded shows."""

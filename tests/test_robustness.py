@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import signal
 import struct
 import tracemalloc
@@ -32,6 +33,7 @@ from hypothesis import strategies as st
 
 import blockcodec
 from blockcodec import BlockcodecError, bitstream, postfilter
+from blockcodec.codec import Geometry
 from conftest import noise_image, textured_image
 
 # The wire format of the header (little-endian): magic, version, mode, flags,
@@ -89,6 +91,9 @@ STREAMS = {
     "rgb444-dc": (noise_image(10, 9, 3, seed=3), dict(quality=10, subsampling="444", predictor="dc")),
     "none-dcpred": (textured_image(8, 24, 1, seed=4), dict(quality=90, predictor="none")),
 }
+
+
+MODES = (bitstream.GRAY, bitstream.YCBCR420, bitstream.YCBCR444)
 
 
 @pytest.fixture(scope="module", params=sorted(STREAMS))
@@ -370,6 +375,34 @@ def test_large_legal_header_with_short_payload_refused_before_allocation(no_big_
     body = HEADER.pack(*(values[f] if f != "length" else 1 << 30 for f in FIELDS))
     with pytest.raises(BlockcodecError, match="truncated"):
         blockcodec.decode(body + forged[HEADER.size:])
+
+
+def test_payload_size_guard_follows_the_eob_bound():
+    """FORMAT.md check 14: a block costs at least -log2(p_max) bits, p_max the
+    largest EOB probability the tables may hold; so the guard's blocks per
+    byte is the least n with n * -log2(p_max) >= 8.  The flattest images
+    (every block all-zero, the cheapest a block can be) stay under it."""
+    p_max = blockcodec.entropy.MAX_EOB_PROBABILITY_PER_MILLE / 1000
+    assert blockcodec.entropy.BLOCKS_PER_PAYLOAD_BYTE == math.ceil(8 / -math.log2(p_max))
+    for shape in [(512, 512), (512, 512, 3)]:
+        for kw in [dict(predictor="none"), dict(predictor="planar", subsampling="444")]:
+            data = blockcodec.encode(np.full(shape, 77, np.uint8), **kw)
+            header, payload = bitstream.unpack(data)
+            blocks = sum(h * w // 64 for h, w in Geometry(header.width, header.height, header.mode).plane_shapes)
+            assert blocks <= blockcodec.entropy.BLOCKS_PER_PAYLOAD_BYTE * (len(payload) + 8)
+
+
+def test_header_claiming_more_blocks_than_its_payload_refused_before_allocation(no_big_allocations):
+    """A legal 2^27-pixel header over a payload one word short of what the
+    guard asks for, behind a valid CRC: refused before the entropy pass."""
+    small = blockcodec.encode(np.zeros((8, 8), np.uint8), predictor="planar", postfilter="none")
+    width, height = bitstream.MAX_DIMENSION, bitstream.MAX_PIXELS // bitstream.MAX_DIMENSION
+    for mode in MODES:
+        blocks = sum(h * w // 64 for h, w in Geometry(width, height, mode).plane_shapes)
+        length = (blocks // blockcodec.entropy.BLOCKS_PER_PAYLOAD_BYTE - 8) // 4 * 4 - 4
+        forged = forge(small, payload=bytes(length), width=width, height=height, mode=mode)
+        with pytest.raises(BlockcodecError, match="cannot describe"):
+            blockcodec.decode(forged, postfilter="none")
 
 
 # ------------------------------------------------- garbage behind a valid CRC

@@ -284,7 +284,7 @@ def test_pil_la_premultiplied_warns_and_drops_alpha(textured_gray):
     assert out.shape == textured_gray.shape
 
 
-@pytest.mark.parametrize("mode", ["CMYK", "YCbCr", "HSV", "LAB"])
+@pytest.mark.parametrize("mode", ["CMYK", "YCbCr", "HSV", "LAB", "RGBX"])
 def test_pil_other_colour_modes_warn_and_become_rgb(mode, textured_rgb):
     img = _pil(mode, textured_rgb)
     with pytest.warns(ConversionWarning, match=mode):
@@ -345,6 +345,12 @@ def test_numpy_uint16_warns_and_rounds_to_8_bits():
     with pytest.warns(ConversionWarning):
         ext = blockcodec.encode(np.array([[0, 65535]], np.uint16), 100)
     np.testing.assert_array_equal(blockcodec.decode(ext, postfilter="none"), [[0, 255]])
+
+
+def test_numpy_big_endian_uint16_is_the_same_image():
+    a16 = np.random.default_rng(5).integers(0, 65536, (9, 14, 3), dtype=np.uint16)
+    with pytest.warns(ConversionWarning, match="16-bit"):
+        assert blockcodec.encode(a16.astype(">u2")) == blockcodec.encode(a16)
 
 
 def test_numpy_bool_is_black_and_white():
@@ -412,16 +418,51 @@ def test_refused_quality(quality, smooth_gray):
         CodecConfig(quality=quality)
 
 
-@pytest.mark.parametrize("predictor", ["", "Planar", "nonexistent", None, 2])
+@pytest.mark.parametrize("predictor", ["", "Planar", "nonexistent", None, 2, ["planar"], {}])
 def test_refused_predictor(predictor, smooth_gray):
     with pytest.raises(BlockcodecError):
         blockcodec.encode(smooth_gray, predictor=predictor)
 
 
-@pytest.mark.parametrize("subsampling", ["422", "411", 420, "4:2:0", None, ""])
+@pytest.mark.parametrize("subsampling", ["422", "411", 420, "4:2:0", None, "", ["420"], {"420": 1}])
 def test_refused_subsampling(subsampling, smooth_rgb):
     with pytest.raises(BlockcodecError):
         blockcodec.encode(smooth_rgb, subsampling=subsampling)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"postfilter": ["wdsr"]}, {"postfilter": {}}, {"postfilter": None}, {"quality": [75]},
+    {"quality": {75: 1}}, {"dc_prediction": "yes"}, {"dc_prediction": [True]},
+])
+def test_refused_argument_types(kwargs, smooth_gray):
+    """Unhashable or mistyped arguments are bad input like any other: a
+    BlockcodecError, never a TypeError from inside the codec."""
+    with pytest.raises(BlockcodecError):
+        blockcodec.encode(smooth_gray, **kwargs)
+    with pytest.raises(BlockcodecError):
+        Codec(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [{"rounding": (128, 84)}, {"rounding": None}])
+def test_refused_rounding(kwargs):
+    with pytest.raises(BlockcodecError, match="rounding"):
+        CodecConfig(**kwargs)
+
+
+@pytest.mark.parametrize("config", ["planar", {"quality": 50}, 75])
+def test_refused_config(config):
+    with pytest.raises(BlockcodecError, match="CodecConfig"):
+        Codec(config)
+
+
+@pytest.mark.parametrize("choice", [["none"], {"none": 1}, 0, b"none", "nonexistent"])
+def test_decode_refuses_bad_postfilter_choice(choice, smooth_gray):
+    data = blockcodec.encode(smooth_gray, predictor="planar", postfilter="none")
+    for bad_stream in (data, b"junk"):   # the argument is checked first, whatever the stream
+        with pytest.raises(BlockcodecError, match="post-filter"):
+            blockcodec.decode(bad_stream, postfilter=choice)
+        with pytest.raises(BlockcodecError, match="post-filter"):
+            Codec().decode(bad_stream, postfilter=choice)
 
 
 def test_unknown_predictor_message_lists_available():

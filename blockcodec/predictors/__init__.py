@@ -30,7 +30,7 @@ _instances: dict[str, Predictor] = {}
 
 
 def get(name: str) -> Predictor:
-    if name not in REGISTRY:
+    if not isinstance(name, str) or name not in REGISTRY:   # a list or dict is not hashable
         raise BlockcodecError(f"unknown predictor {name!r} (available: {', '.join(REGISTRY)})")
     if name not in _instances:
         _instances[name] = REGISTRY[name][1]()
