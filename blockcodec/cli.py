@@ -111,6 +111,16 @@ def _quality(text: str) -> int:
     return q
 
 
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return n
+
+
 def _positive_float(text: str) -> float:
     try:
         x = float(text)
@@ -318,32 +328,19 @@ class _Encoded:
     result: object   # blockcodec.Result
 
 
-def _encode_at(image: np.ndarray, quality: int, args) -> _Encoded:
+def _encode_at(image: np.ndarray, quality: int, args, progress=None) -> _Encoded:
     from .codec import Codec, CodecConfig
 
     cfg = CodecConfig(quality=quality, subsampling=args.subsampling, predictor=args.predictor,
                       postfilter=args.postfilter)
-    return _Encoded(quality, Codec(cfg).encode(image, keep_trace=False))
+    return _Encoded(quality, Codec(cfg).encode(image, keep_trace=False, progress=progress))
 
 
-def find_quality(encode_at, target_bpp: float) -> tuple[_Encoded, bool]:
-    """Bisect the integer quality 1..100 for the highest one whose bpp is at most
-    ``target_bpp``.  Returns (encoding, reached); reached is False when even
-    quality 1 is over the target (quality 1 is returned then)."""
-    low = encode_at(1)
-    if low.result.bpp > target_bpp:
-        return low, False
-    high = encode_at(100)
-    if high.result.bpp <= target_bpp:
-        return high, True
-    lo, hi = low, 100   # invariant: bpp(lo) <= target < bpp(hi)
-    while hi - lo.quality > 1:
-        mid = encode_at((lo.quality + hi) // 2)
-        if mid.result.bpp <= target_bpp:
-            lo = mid
-        else:
-            hi = mid.quality
-    return lo, True
+def _block_count(width: int, height: int, mode: int) -> int:
+    """Blocks the coding loop visits: the unit of the progress bar."""
+    from .codec import Geometry
+
+    return sum(h * w // 64 for h, w in Geometry(width, height, mode).plane_shapes)
 
 
 # --------------------------------------------------------------------------- encode
@@ -361,24 +358,43 @@ examples:
   blockcodec encode photo.png -o photo.bkc --subsampling 444 --predictor dc -v
   cat photo.png | blockcodec encode - -o - > photo.bkc  pipes
   blockcodec encode photo.png -o photo.bkc -f           replace an existing photo.bkc
+  blockcodec encode *.png -d bkc/ --jobs 2              many files: bkc/<name>.bkc, 2 at a time
+
+With -d, a file that fails is reported on one line and the others still run;
+the exit status is 1 if any failed.  A progress bar is shown on standard error
+when it is a terminal (over files for a batch, over 8x8 blocks for one image).
 """
+
+
+def _add_batch_arguments(p, what: str) -> None:
+    """IN..., and -o OUT for one file or -d OUTDIR for many, --jobs, --quiet."""
+    p.add_argument("inputs", metavar="IN", nargs="+",
+                   help=f"input {what}(s), or '-' for standard input (with -o)")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("-o", "--output", metavar="OUT", help="output file for a single IN, or '-' for standard output")
+    out.add_argument("-d", "--output-dir", metavar="OUTDIR",
+                     help="output directory for any number of INs, each named after its input "
+                          "(created if missing)")
+    p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                   help="with -d: code N files at a time, in separate processes (default 1)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar and no warnings (errors are still reported)")
 
 
 def add_encode_parser(sub) -> None:
     names = ", ".join(predictors.REGISTRY)
     p = sub.add_parser(
-        "encode", help="compress an image to a .bkc stream",
-        description="Compress an image to a blockcodec stream.",
+        "encode", help="compress images to .bkc streams",
+        description="Compress an image (or many, with -d) to a blockcodec stream.",
         epilog=ENCODE_EPILOG, formatter_class=_FORMATTER)
-    p.add_argument("input", metavar="IN", help="input image file, or '-' for standard input")
-    p.add_argument("-o", "--output", metavar="OUT", required=True,
-                   help="output .bkc file, or '-' for standard output")
+    _add_batch_arguments(p, "image file")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("-q", "--quality", type=_quality, default=None, metavar="Q",
                       help="quality 1 (smallest) .. 100 (best); default 75")
     rate.add_argument("--target-bpp", type=_positive_float, default=None, metavar="X",
                       help="pick the highest quality whose size is at most X bits per pixel "
-                           "(bisection over 1..100; warns if even quality 1 is larger)")
+                           "(estimated on a sample of the image, then 2-3 full encodes; warns if even "
+                           "quality 1 is larger)")
     p.add_argument("--subsampling", choices=["420", "444"], default="420",
                    help="chroma subsampling of colour images: 420 (default, half-resolution "
                         "chroma) or 444 (full); ignored for gray images")
@@ -394,28 +410,59 @@ def add_encode_parser(sub) -> None:
     p.set_defaults(func=cmd_encode)
 
 
+def _run_files(args, work, extension: str) -> int:
+    """The -o form (one file, errors raised as usual) or the -d form (batch.py)."""
+    from . import batch, progress
+
+    if args.output is not None:
+        if len(args.inputs) > 1:
+            raise UsageError(f"{len(args.inputs)} inputs need -d OUTDIR, not -o")
+        with progress.Bar(progress.wanted(args.quiet), "block") as bar, batch.quiet_warnings(args.quiet):
+            work(args.inputs[0], args.output, args, bar)
+        return EXIT_OK
+    outputs = batch.output_paths(args.inputs, args.output_dir, extension)
+    batch.prepare_dir(args.output_dir)
+    return batch.run(work, args.inputs, outputs, args, jobs=args.jobs, quiet=args.quiet)
+
+
 def cmd_encode(args) -> int:
-    check_input(args.input)
-    check_output(args.output, inputs=(args.input,), force=args.force)
-    image = load_image(args.input)
+    return _run_files(args, encode_file, ".bkc")
+
+
+def encode_file(src: str, dst: str, args, bar) -> None:
+    from . import ratecontrol
+    from .codec import GRAY, SUBSAMPLINGS
+
+    check_input(src)
+    check_output(dst, inputs=(src,), force=args.force)
+    image = load_image(src)
+    mode = GRAY if image.ndim == 2 else SUBSAMPLINGS[args.subsampling]
+    blocks = _block_count(image.shape[1], image.shape[0], mode)
+
+    def encode_at(q: int) -> _Encoded:
+        bar.expect(blocks)
+        return _encode_at(image, q, args, progress=bar)
+
     if args.target_bpp is not None:
-        enc, reached = find_quality(lambda q: _encode_at(image, q, args), args.target_bpp)
+        sample = ratecontrol.mosaic(image)
+        estimate_at = None if sample is None else (lambda q: _encode_at(sample, q, args).result.bpp)
+        enc, reached = ratecontrol.find_quality(encode_at, args.target_bpp, estimate_at)
         if not reached:
             warn(f"even quality 1 needs {enc.result.bpp:.3f} bpp, more than the target "
                  f"{args.target_bpp:g}; using quality 1")
     else:
-        enc = _encode_at(image, 75 if args.quality is None else args.quality, args)
+        enc = encode_at(75 if args.quality is None else args.quality)
+    bar.close()
     result = enc.result
-    write_output(args.output, result.data, force=args.force)
+    write_output(dst, result.data, force=args.force)
     if args.verbose:
         h = result.header
         target = f" (target {args.target_bpp:g})" if args.target_bpp is not None else ""
-        print(f"{PROG}: {_name(args.output, output=True)}: {h.width}x{h.height} "
+        print(f"{PROG}: {_name(dst, output=True)}: {h.width}x{h.height} "
               f"{bitstream.MODE_NAMES[h.mode]}, {len(result.data)} bytes, {result.bpp:.3f} bpp{target}, "
               f"quality {enc.quality}, predictor {args.predictor}, "
               f"PSNR {_fmt_psnr(psnr(image, result.image))} dB",
               file=sys.stderr)
-    return EXIT_OK
 
 
 # --------------------------------------------------------------------------- decode
@@ -434,17 +481,23 @@ examples:
                                                         the exact in-loop reconstruction
   blockcodec decode photo.bkc -o photo.ppm -f           replace an existing photo.ppm
   blockcodec decode - -o - < photo.bkc > photo.png      pipes
+  blockcodec decode *.bkc -d png/ --jobs 2              many files: png/<name>.png
+  blockcodec decode *.bkc -d tif/ --format tif          ... in another format
 """
+
+
+def _extension(text: str) -> str:
+    return "." + text.lower().lstrip(".")
 
 
 def add_decode_parser(sub) -> None:
     p = sub.add_parser(
-        "decode", help="decompress a .bkc stream to an image",
-        description="Decompress a blockcodec stream to an image file.",
+        "decode", help="decompress .bkc streams to images",
+        description="Decompress a blockcodec stream (or many, with -d) to an image file.",
         epilog=DECODE_EPILOG, formatter_class=_FORMATTER)
-    p.add_argument("input", metavar="IN", help="input .bkc file, or '-' for standard input")
-    p.add_argument("-o", "--output", metavar="OUT", required=True,
-                   help="output image (format from the extension), or '-' for PNG on standard output")
+    _add_batch_arguments(p, ".bkc file")
+    p.add_argument("--format", type=_extension, default=".png", metavar="EXT",
+                   help="with -d: the output files' extension, which sets their format (default png)")
     p.add_argument("--postfilter", choices=list(postfilter.NAMES), default=None, metavar="NAME",
                    help=f"post-filter to run instead of the stream's own, one of: {', '.join(postfilter.NAMES)}")
     p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
@@ -453,27 +506,38 @@ def add_decode_parser(sub) -> None:
 
 
 def cmd_decode(args) -> int:
+    if args.output_dir is not None:   # an unwritable format fails once, before any work
+        try:
+            _pillow_format_for("x" + args.format)
+        except CliError:
+            raise UsageError(f"--format {args.format[1:]!r}: Pillow cannot write that format (try png)") from None
+    return _run_files(args, decode_file, args.format)
+
+
+def decode_file(src: str, dst: str, args, bar) -> None:
     from PIL import Image
 
     from .codec import decode_result
 
-    check_input(args.input)
-    check_output(args.output, inputs=(args.input,), force=args.force)
-    fmt = _pillow_format_for(args.output)   # before decoding: no work for an unwritable format
-    data = read_input_bytes(args.input)
-    result = decode_result(data, postfilter_choice=args.postfilter)
+    check_input(src)
+    check_output(dst, inputs=(src,), force=args.force)
+    fmt = _pillow_format_for(dst)   # before decoding: no work for an unwritable format
+    data = read_input_bytes(src)
+    header, _ = bitstream.unpack(data)
+    bar.expect(_block_count(header.width, header.height, header.mode))
+    result = decode_result(data, postfilter_choice=args.postfilter, progress=bar)
+    bar.close()
     buf = io.BytesIO()
     try:
         Image.fromarray(result.image).save(buf, format=fmt)
     except Exception as exc:  # Pillow writers refuse some modes/sizes
-        raise CliError(f"cannot write {_display(args.output, output=True)} as {fmt}: {exc}") from None
-    write_output(args.output, buf.getvalue(), force=args.force)
+        raise CliError(f"cannot write {_display(dst, output=True)} as {fmt}: {exc}") from None
+    write_output(dst, buf.getvalue(), force=args.force)
     if args.verbose:
         h = result.header
-        print(f"{PROG}: {_name(args.input)}: {h.width}x{h.height} "
+        print(f"{PROG}: {_name(src)}: {h.width}x{h.height} "
               f"{bitstream.MODE_NAMES[h.mode]}, quality {h.quality}, {len(data)} bytes, "
               f"{result.bpp:.3f} bpp, post-filter {result.postfilter} -> {fmt}", file=sys.stderr)
-    return EXIT_OK
 
 
 # --------------------------------------------------------------------------- info
@@ -706,6 +770,7 @@ examples:
   blockcodec encode photo.png -o photo.bkc -q 80     compress at quality 80
   blockcodec encode photo.png -o photo.bkc --target-bpp 0.5
   blockcodec decode photo.bkc -o photo.png           decompress to PNG (runs the post-filter)
+  blockcodec encode *.png -d bkc/ --jobs 2           many files, two at a time
   blockcodec restore photo.jpg -o clean.png          remove JPEG artifacts
   blockcodec info photo.bkc                          show the stream's header
   blockcodec train predictor --minutes 45            train the BlockCNN predictor

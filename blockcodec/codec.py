@@ -94,26 +94,26 @@ def _plane_infos(geom: Geometry, quality: int) -> list[PlaneInfo]:
 
 
 def _code_planes(geom: Geometry, predictor, infos: list[PlaneInfo], sources=None, coefs=None,
-                 rounding=None, keep_trace: bool = False) -> list[PlaneTrace]:
+                 rounding=None, keep_trace: bool = False, progress=None) -> list[PlaneTrace]:
     """The coding loop over an image's planes, for the encoder (``sources``)
     or the decoder (``coefs``): luma first, then Cb and Cr as one group.  A
     predictor that reads guides (cross-component prediction) sees the decoded
     luma brought to chroma resolution (2x2 mean for 4:2:0), and for Cr also
-    the decoded Cb."""
+    the decoded Cb.  ``progress``: see ``engine.code_planes``."""
     shapes = geom.plane_shapes
 
     def job(i, guides=(), reads_previous=False):
         return PlaneJob(shapes[i], infos[i], None if sources is None else sources[i],
                         None if coefs is None else coefs[i], list(guides), reads_previous)
 
-    traces = code_planes([job(0)], predictor, rounding, keep_trace)
+    traces = code_planes([job(0)], predictor, rounding, keep_trace, progress)
     if len(shapes) == 3:
         guides = []
         if predictor.guides:
             luma = traces[0].recon
             guides = [pad_guide(color.downsample_420(luma) if geom.mode == YCBCR420 else luma)]
         traces += code_planes([job(1, guides), job(2, guides, predictor.guides)], predictor,
-                              rounding, keep_trace)
+                              rounding, keep_trace, progress)
     return traces
 
 
@@ -137,7 +137,7 @@ class Codec:
         self.tables = entropy.default_tables()
 
     # -------------------------------------------------------------- encode
-    def analyse(self, image, keep_trace: bool = True):
+    def analyse(self, image, keep_trace: bool = True, progress=None):
         """Everything before entropy coding: returns (geometry, plane traces,
         dc_prediction flag, timings).  Used by encode() and by table fitting."""
         cfg = self.config
@@ -152,7 +152,7 @@ class Codec:
         predictor = predictors.get(cfg.predictor)
         dc_pred = (not predictor.causal) if cfg.dc_prediction is None else cfg.dc_prediction
         traces = _code_planes(geom, predictor, _plane_infos(geom, cfg.quality), sources=sources,
-                              rounding=cfg.rounding.table(), keep_trace=keep_trace)
+                              rounding=cfg.rounding.table(), keep_trace=keep_trace, progress=progress)
         loop = Timings()
         for tr in traces:
             loop.add(tr.timings)
@@ -161,10 +161,10 @@ class Codec:
                    "glue": loop.glue, "loop": t2 - t1}
         return geom, traces, dc_pred, timings
 
-    def encode(self, image, keep_trace: bool = True) -> Result:
+    def encode(self, image, keep_trace: bool = True, progress=None) -> Result:
         cfg = self.config
         t0 = time.perf_counter()
-        geom, traces, dc_pred, timings = self.analyse(image, keep_trace)
+        geom, traces, dc_pred, timings = self.analyse(image, keep_trace, progress)
         predictor = predictors.get(cfg.predictor)
         t2 = time.perf_counter()
         sink = entropy.Encoder(self.tables)
@@ -228,7 +228,7 @@ def _postfilter_for(header: Header, choice: str | None) -> str:
 
 
 def decode_result(data, tables: entropy.Tables | None = None, keep_trace: bool = False,
-                  postfilter_choice: str | None = None) -> Result:
+                  postfilter_choice: str | None = None, progress=None) -> Result:
     """Decode a stream.  ``postfilter_choice``: None applies the post-filter the
     stream records; a name from ``postfilter.NAMES`` (or "none") overrides it."""
     t0 = time.perf_counter()
@@ -265,7 +265,7 @@ def decode_result(data, tables: entropy.Tables | None = None, keep_trace: bool =
     except Exception as exc:  # constriction reports a malformed payload as a plain error
         raise BlockcodecError(f"corrupt stream: entropy decoding failed ({exc})") from None
     t2 = time.perf_counter()
-    traces = _code_planes(geom, predictor, infos, coefs=coefs, keep_trace=keep_trace)
+    traces = _code_planes(geom, predictor, infos, coefs=coefs, keep_trace=keep_trace, progress=progress)
     loop = Timings()
     for tr in traces:
         loop.add(tr.timings)

@@ -121,7 +121,7 @@ class _PlaneState:
 
 
 def code_planes(jobs: list[PlaneJob], predictor: Predictor, rounding: np.ndarray | None = None,
-                keep_trace: bool = False) -> list[PlaneTrace]:
+                keep_trace: bool = False, progress=None) -> list[PlaneTrace]:
     """Run the coding loop over a group of same-sized planes (Cb and Cr).
 
     All planes of the group advance together, one wavefront per step, and each
@@ -135,6 +135,8 @@ def code_planes(jobs: list[PlaneJob], predictor: Predictor, rounding: np.ndarray
     quantized coefficients are computed.  Decoding: give each job its
     ``coefs``.  Either way the reconstruction is returned, identical in both
     directions.  The group's time is recorded on its first trace.
+    ``progress(n)``, if given, is called after each step with the number of
+    blocks it completed (a large image takes many seconds).
     """
     if len({job.shape for job in jobs}) > 1:
         raise ValueError("a plane group must have planes of one size")
@@ -170,6 +172,8 @@ def code_planes(jobs: list[PlaneJob], predictor: Predictor, rounding: np.ndarray
         t.glue += (t1 - t0) + (t4 - t3)
         t.prediction += t2 - t1
         t.transform += t3 - t2
+        if progress is not None:
+            progress(sum(len(rows) for _, rows, _ in active))
     traces = [PlaneTrace(recon=st.recon, coefs=st.coefs, prediction=st.pred_all, residual=st.res_all)
               for st in states]
     traces[0].timings = t
