@@ -761,9 +761,75 @@ def cmd_restore(args) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- compare
+COMPARE_EPILOG = """\
+The whole image is coded by blockcodec at quality Q (and decoded with its
+post-filter, as a user would see it), and by JPEG (libjpeg-turbo, 4:2:0) at
+the quality whose file is nearest in size.  The sheet shows one crop of the
+original, blockcodec and JPEG side by side, enlarged with nearest-neighbour
+pixels, each labelled with its file size (bytes, bits per pixel) and its PSNR
+over the whole image.
+
+examples:
+  blockcodec compare photo.png -q 30                 writes photo-compare.png
+  blockcodec compare photo.png -q 50 -o sheet.png --crop 200x150+400+300 --zoom 3
+"""
+
+
+def _zoom(text: str) -> int:
+    n = _positive_int(text)
+    if n > 8:
+        raise argparse.ArgumentTypeError(f"zoom must be 1..8, got {n}")
+    return n
+
+
+def _crop(text: str) -> str:
+    from .compare import parse_crop
+
+    try:
+        parse_crop(text, bitstream.MAX_DIMENSION, bitstream.MAX_DIMENSION)   # the syntax; the image clips it later
+    except BlockcodecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def add_compare_parser(sub) -> None:
+    p = sub.add_parser(
+        "compare", help="a side-by-side picture: original, blockcodec and JPEG of the same size",
+        description="Write a PNG comparing a crop of the original with blockcodec and with a JPEG "
+                    "of the same file size.",
+        epilog=COMPARE_EPILOG, formatter_class=_FORMATTER)
+    p.add_argument("input", metavar="IN", help="input image file")
+    p.add_argument("-q", "--quality", type=_quality, required=True, metavar="Q", help="blockcodec quality 1..100")
+    p.add_argument("-o", "--output", metavar="OUT", default=None,
+                   help="output PNG (default: IN's name with -compare.png, in the current directory)")
+    p.add_argument("--crop", type=_crop, metavar="WxH[+X+Y]", default=None,
+                   help="the region to show, in original pixels (default: a centred 256x256; "
+                        "WxH alone is centred)")
+    p.add_argument("--zoom", type=_zoom, default=2, metavar="N",
+                   help="enlarge the crop N times, nearest neighbour (default 2)")
+    p.add_argument("--subsampling", choices=["420", "444"], default="420", help="blockcodec's chroma subsampling")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare
+
+    output = args.output or os.path.splitext(os.path.basename(args.input))[0] + "-compare.png"
+    check_input(args.input)
+    check_output(output, inputs=(args.input,), force=args.force)
+    image = load_image(args.input)
+    sheet, _ = compare(image, args.quality, crop=args.crop, zoom=args.zoom, subsampling=args.subsampling)
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
+    write_output(output, buf.getvalue(), force=args.force)
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- top level
 SUBCOMMANDS = [add_encode_parser, add_decode_parser, add_info_parser, add_restore_parser,
-               add_train_parser]
+               add_compare_parser, add_train_parser]
 
 MAIN_EPILOG = """\
 examples:
@@ -772,6 +838,7 @@ examples:
   blockcodec decode photo.bkc -o photo.png           decompress to PNG (runs the post-filter)
   blockcodec encode *.png -d bkc/ --jobs 2           many files, two at a time
   blockcodec restore photo.jpg -o clean.png          remove JPEG artifacts
+  blockcodec compare photo.png -q 30                 blockcodec beside JPEG of the same size
   blockcodec info photo.bkc                          show the stream's header
   blockcodec train predictor --minutes 45            train the BlockCNN predictor
   blockcodec encode --help                           options of one command
