@@ -9,6 +9,7 @@ pixel and PSNR over the whole image.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -67,13 +68,7 @@ def jpeg_of_size(image: np.ndarray, nbytes: int) -> tuple[bytes, int]:
     """(JPEG, quality) with the file size nearest to ``nbytes``.  JPEG's size
     grows with its quality, so bisect for the last quality at or under the
     size, then take it or the next one, whichever is nearer."""
-    sizes: dict[int, bytes] = {}
-
-    def at(q: int) -> bytes:
-        if q not in sizes:
-            sizes[q] = jpeg_encode(image, q)
-        return sizes[q]
-
+    at = functools.cache(lambda q: jpeg_encode(image, q))
     lo, hi = 1, 100
     while lo < hi:
         mid = (lo + hi + 1) // 2

@@ -16,6 +16,7 @@ mosaic at 1/32 of the cost each.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
@@ -73,16 +74,9 @@ def _highest_within(lo: int, hi: int, value: Callable[[int], float], limit: floa
 
 def _search(encode_at: Callable[[int], object], target_bpp: float):
     """Search by full encodes only: (encoding, reached), see find_quality."""
-    encodes: dict[int, object] = {}
-
-    def bpp(q: int) -> float:
-        if q not in encodes:
-            encodes[q] = encode_at(q)
-        return encodes[q].result.bpp
-
-    q = _highest_within(1, 100, bpp, target_bpp)
-    bpp(q)   # quality 1 is not probed when a higher one is under the target
-    return encodes[q], encodes[q].result.bpp <= target_bpp
+    encode = functools.cache(encode_at)
+    enc = encode(_highest_within(1, 100, lambda q: encode(q).result.bpp, target_bpp))
+    return enc, enc.result.bpp <= target_bpp
 
 
 def find_quality(encode_at: Callable[[int], object], target_bpp: float,
@@ -95,13 +89,7 @@ def find_quality(encode_at: Callable[[int], object], target_bpp: float,
     quality 1 is over the target (quality 1 is returned then)."""
     if estimate_at is None:
         return _search(encode_at, target_bpp)
-    estimates: dict[int, float] = {}
-
-    def estimate(q: int) -> float:
-        if q not in estimates:
-            estimates[q] = estimate_at(q)
-        return estimates[q]
-
+    estimate = functools.cache(estimate_at)
     under = None            # the best full encode at or below the target so far
     over = 101              # the lowest quality known to be over it
     scale = 1.0             # full bpp / mosaic bpp, as last measured

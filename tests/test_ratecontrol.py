@@ -19,15 +19,21 @@ def full_curve(q: int) -> float:
     return 0.08 * np.exp(q / 22.0)          # rises with quality like a real codec's
 
 
+def counting_encoder():
+    """A fake full encoder following full_curve, and the list of qualities it was asked for."""
+    asked = []
+
+    def encode_at(q):
+        asked.append(q)
+        return FakeEncoding(q, full_curve(q))
+
+    return encode_at, asked
+
+
 @pytest.mark.parametrize("target", [0.1, 0.3, 0.75, 1.4, 3.0, 8.0])
 @pytest.mark.parametrize("error", [0.8, 1.0, 1.3])    # the estimate's level is off by this factor
 def test_finds_the_exact_quality_in_at_most_three_full_encodes(target, error):
-    encodes = []
-
-    def encode_at(q):
-        encodes.append(q)
-        return FakeEncoding(q, full_curve(q))
-
+    encode_at, encodes = counting_encoder()
     enc, reached = ratecontrol.find_quality(encode_at, target, lambda q: error * full_curve(q))
     best = max(q for q in range(1, 101) if full_curve(q) <= target)
     assert reached and enc.quality == best
@@ -36,12 +42,7 @@ def test_finds_the_exact_quality_in_at_most_three_full_encodes(target, error):
 
 @pytest.mark.parametrize("target", [0.2, 0.75, 2.0, 5.0])
 def test_an_estimate_of_the_wrong_shape_still_meets_the_target(target):
-    encodes = []
-
-    def encode_at(q):
-        encodes.append(q)
-        return FakeEncoding(q, full_curve(q))
-
+    encode_at, encodes = counting_encoder()
     wobbly = lambda q: 1.2 * full_curve(q) * (1 + 0.06 * np.sin(q / 5))   # noqa: E731
     enc, reached = ratecontrol.find_quality(encode_at, target, wobbly)
     best = max(q for q in range(1, 101) if full_curve(q) <= target)
