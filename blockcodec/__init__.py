@@ -14,30 +14,35 @@ import numpy as np
 
 from . import postfilter as postfilters, predictors
 from .codec import Codec, CodecConfig, Result, decode_result
+from .bitstream import MAX_PIXELS
 from .errors import BlockcodecError
-from .images import ConversionWarning
+from .images import ConversionWarning, as_image_array
 from .quantization import Rounding
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def encode(image, quality: int = 75, *, subsampling: str = "420", predictor: str = predictors.DEFAULT,
-           dc_prediction: bool | None = None, postfilter: str = postfilters.DEFAULT) -> bytes:
+           dc_prediction: bool | None = None, postfilter: str = postfilters.DEFAULT,
+           max_pixels: int = MAX_PIXELS) -> bytes:
     """Compress a uint8 image (numpy H x W or H x W x 3, or a PIL image) to bytes.
     ``predictor`` is a name from ``blockcodec.predictors.REGISTRY`` (default: the
     shipped BlockCNN); ``postfilter`` is the restoration network the stream asks
     its decoder to apply, a name from ``blockcodec.postfilters.NAMES`` or "none"
-    (it does not change the coded bits)."""
+    (it does not change the coded bits).  Images over ``max_pixels`` pixels (at
+    most the format's 2^27) are refused before any work."""
     cfg = CodecConfig(quality=quality, subsampling=subsampling, predictor=predictor,
                       dc_prediction=dc_prediction, postfilter=postfilter)
-    return Codec(cfg).encode(image, keep_trace=False).data
+    return Codec(cfg).encode(as_image_array(image, max_pixels), keep_trace=False).data
 
 
-def decode(data, *, postfilter: str | None = None) -> np.ndarray:
+def decode(data, *, postfilter: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decompress bytes to a uint8 numpy array (H x W for gray, H x W x 3 for colour).
     ``postfilter``: None runs the post-filter the stream records; a name from
-    ``blockcodec.postfilters.NAMES`` or "none" overrides it."""
-    return decode_result(data, postfilter_choice=postfilter).image
+    ``blockcodec.postfilters.NAMES`` or "none" overrides it.  A stream announcing
+    more than ``max_pixels`` pixels (default and most: the format's 2^27) is
+    refused from its header, before any work."""
+    return decode_result(data, postfilter_choice=postfilter, max_pixels=max_pixels).image
 
 
 def register_pillow() -> None:

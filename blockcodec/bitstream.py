@@ -5,6 +5,7 @@ claims is checked before anything is allocated from it.
 """
 from __future__ import annotations
 
+import numbers
 import struct
 import zlib
 from dataclasses import dataclass
@@ -12,7 +13,10 @@ from dataclasses import dataclass
 from .errors import BlockcodecError
 
 MAGIC = b"BKCD"
-VERSION = 1
+VERSION = 2
+# Version 1 (blockcodec 0.1) coded with other entropy contexts and static
+# tables; its streams are refused with a message rather than misdecoded.
+OLD_VERSIONS = {1: "blockcodec 0.1"}
 
 # Colour modes.
 GRAY, YCBCR420, YCBCR444 = 0, 1, 2
@@ -49,11 +53,23 @@ class Header:
         return bool(self.flags & FLAG_DC_PREDICTION)
 
 
-def check_dimensions(width: int, height: int) -> None:
+def check_dimensions(width: int, height: int, max_pixels: int = MAX_PIXELS) -> None:
+    """The format's limits, then the caller's own ``max_pixels`` (at most MAX_PIXELS)."""
     if not (1 <= width <= MAX_DIMENSION and 1 <= height <= MAX_DIMENSION):
         raise BlockcodecError(f"image size {width}x{height} outside 1..{MAX_DIMENSION} per side")
     if width * height > MAX_PIXELS:
         raise BlockcodecError(f"image of {width * height} pixels exceeds the limit of {MAX_PIXELS}")
+    if width * height > check_pixel_limit(max_pixels):
+        raise BlockcodecError(f"image of {width * height} pixels exceeds the limit of {max_pixels} "
+                              f"set by max_pixels (--max-pixels)")
+
+
+def check_pixel_limit(max_pixels) -> int:
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral) \
+            or not 1 <= max_pixels <= MAX_PIXELS:
+        raise BlockcodecError(f"max_pixels must be an integer 1..{MAX_PIXELS} (the format's limit), "
+                              f"got {max_pixels!r}")
+    return int(max_pixels)
 
 
 def pack(header: Header, payload: bytes) -> bytes:
@@ -78,6 +94,10 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         raise BlockcodecError("truncated stream: incomplete header")
     (_, version, mode, flags, width, height, quality, pid, phash, fid, fhash, thash,
      length) = _HEADER.unpack_from(data)
+    if version in OLD_VERSIONS:
+        raise BlockcodecError(f"stream version {version} was written by {OLD_VERSIONS[version]}; this decoder "
+                              f"reads version {VERSION} only (decode it with {OLD_VERSIONS[version]}, or re-encode "
+                              f"the original)")
     if version != VERSION:
         raise BlockcodecError(f"unsupported stream version {version} (this decoder reads version {VERSION})")
     if mode not in MODE_NAMES:

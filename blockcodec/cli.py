@@ -7,10 +7,15 @@
 Error policy: every bad input (unreadable file, not an image, corrupt stream,
 invalid option, unwritable output, ...) ends with ONE line on stderr,
 ``blockcodec: error: <message>``, and exit status 1 (bad input or data) or 2
-(usage error, as argparse does); never a traceback.  Ctrl-C exits with 130.
+(usage error, as argparse does); never a traceback.  A signal ends it with
+128 + its number (Ctrl-C 130, SIGTERM 143, SIGHUP 129; a closed pipe on
+standard output 141), never 0.
 Output files are written atomically (temp file in the same directory, fsync,
-rename), never replace the input, and never replace an existing file unless
-``--force`` is given.
+rename; the temp file is removed on any failure or signal), never replace the
+input, and never replace an existing file unless ``--force`` is given.  An
+output that is a symlink is written through: the file it points to is
+replaced, and the link stays.  Outputs that are not regular files (devices,
+FIFOs, sockets, ``/dev/stdout`` on a pipe) are refused; '-' is standard output.
 
 Adding a subcommand (``train``, ``restore``, ...): write ``add_<name>_parser``
 that adds a subparser and sets ``func=cmd_<name>`` via ``set_defaults``, write
@@ -22,18 +27,20 @@ any expensive work, and ``write_output`` to write.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import math
 import os
+import select
+import stat
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import __version__, bitstream, postfilter, predictors
+from . import __version__, bitstream, postfilter, predictors, tempfiles
 from .errors import BlockcodecError
 from .images import ConversionWarning
 
@@ -121,6 +128,19 @@ def _positive_int(text: str) -> int:
     return n
 
 
+def _max_pixels(text: str) -> int:
+    n = _positive_int(text)
+    if n > bitstream.MAX_PIXELS:
+        raise argparse.ArgumentTypeError(f"at most {bitstream.MAX_PIXELS} (the format's limit), got {n}")
+    return n
+
+
+def _add_max_pixels_argument(p, what: str) -> None:
+    p.add_argument("--max-pixels", type=_max_pixels, default=bitstream.MAX_PIXELS, metavar="N",
+                   help=f"refuse {what} of more than N pixels, from the header, before any work "
+                        f"(default and most: {bitstream.MAX_PIXELS} = 2^27, the format's limit)")
+
+
 def _positive_float(text: str) -> float:
     try:
         x = float(text)
@@ -161,15 +181,17 @@ def read_input_bytes(path: str) -> bytes:
         raise CliError(f"cannot read {path!r}: {_describe_os_error(exc)}") from None
 
 
-def load_image(path: str) -> np.ndarray:
+def load_image(path: str, max_pixels: int = bitstream.MAX_PIXELS) -> np.ndarray:
     """Read an image with Pillow and convert it to the uint8 gray/RGB array the
-    codec codes.  Conversion warnings are printed; decompression bombs refused."""
+    codec codes.  Conversion warnings are printed.  An image of more than
+    ``max_pixels`` is refused from its header: Pillow's own decompression-bomb
+    limit is set to the same number while the file is read."""
     from PIL import Image
 
     name = _display(path)
     check_input(path)
     source = io.BytesIO(read_input_bytes(path)) if path == STDIO else path
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _pillow_pixel_limit(Image, max_pixels):
         warnings.simplefilter("always", ConversionWarning)
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -179,8 +201,9 @@ def load_image(path: str) -> np.ndarray:
                     warn(f"{name}: image has {frames} frames; only the first is encoded")
                 from .images import as_image_array
                 array = as_image_array(im)   # loads the pixels; before that, it reads the file's bit depth
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise CliError(f"refusing {name}: {exc}") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise CliError(f"refusing {name}: more than {max_pixels} pixels "
+                           f"(--max-pixels; the format allows up to {bitstream.MAX_PIXELS})") from None
         except Image.UnidentifiedImageError:
             raise CliError(f"cannot read {name}: not an image format Pillow can read") from None
         except BlockcodecError as exc:
@@ -197,6 +220,18 @@ def load_image(path: str) -> np.ndarray:
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return array
+
+
+@contextlib.contextmanager
+def _pillow_pixel_limit(Image, max_pixels: int):
+    """Pillow's bomb limit is a module global: set it for one read, then put back
+    whatever it was (a library user's choice stays theirs)."""
+    before = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
 
 
 # --------------------------------------------------------------------------- output
@@ -227,11 +262,46 @@ def check_output(path: str, *, inputs: tuple[str, ...] = (), force: bool = False
         raise CliError(f"output {path!r} is a directory")
     if os.path.lexists(path) and not force:
         raise CliError(f"output {path!r} already exists; use -f/--force to overwrite it")
-    directory = os.path.dirname(path) or "."
+    directory = os.path.dirname(output_target(path)) or "."
     if not os.path.isdir(directory):
         raise CliError(f"cannot write {path!r}: directory {directory!r} does not exist")
     if not os.access(directory, os.W_OK | os.X_OK):
         raise CliError(f"cannot write {path!r}: directory {directory!r} is not writable")
+
+
+_FILE_KINDS = [(stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISFIFO, "a pipe (FIFO)"), (stat.S_ISSOCK, "a socket")]
+
+
+def output_target(path: str) -> str:
+    """The file an output path names: the path itself, or through symlinks
+    the file they point to (which need not exist yet).  Only a regular file
+    can be replaced atomically, so anything else that exists is refused."""
+    try:
+        mode = os.stat(path).st_mode       # follows links, /proc/self/fd/N included
+    except FileNotFoundError:
+        return os.path.realpath(path)
+    except OSError as exc:
+        raise CliError(f"cannot write {path!r}: {_describe_os_error(exc)}") from None
+    if stat.S_ISREG(mode):
+        return os.path.realpath(path)
+    if stat.S_ISDIR(mode):
+        raise CliError(f"output {path!r} is a directory")
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+    raise CliError(f"cannot write {path!r}: it is {kind}; outputs are regular files "
+                   f"(use '-o -' for standard output)")
+
+
+def _write_all(write, data: bytes, fileno=None) -> None:
+    """Call ``write`` until every byte is out.  An unbuffered stream (python -u)
+    or a raw file may take fewer bytes than offered, and a short write must
+    never pass for success; a non-blocking one may take none for a while."""
+    view = memoryview(data)
+    while view:
+        n = write(view)
+        if n is None and fileno is not None:
+            select.select([], [fileno], [])
+        view = view[n or 0:]
 
 
 def _umask() -> int:
@@ -246,42 +316,34 @@ def write_output(path: str, data: bytes, *, force: bool = False) -> None:
     The bytes go to a temp file next to the destination, which is fsynced and
     then renamed over it; on any failure (Ctrl-C included) the temp file is
     removed.  Without ``force`` an existing destination is never replaced, even
-    one that appeared while we were working."""
+    one that appeared while we were working.  Through a symlink, the temp file
+    goes beside the file it points to and replaces that file (``output_target``)."""
     if path == STDIO:
         out = sys.stdout.buffer
-        out.write(data)
+        _write_all(out.write, data, sys.stdout.fileno())
         out.flush()
         return
-    directory = os.path.dirname(path) or "."
-    tmp_name = None
+    target = output_target(path)
+    directory = os.path.dirname(target)
     try:
-        with tempfile.NamedTemporaryFile(delete=False, dir=directory,
-                                         prefix=f".{os.path.basename(path)}.", suffix=".tmp") as tmp:
-            tmp_name = tmp.name
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
-        if force:
-            os.replace(tmp_name, path)
-        else:
-            try:
-                os.link(tmp_name, path)   # atomic "create, but never replace"
-            except FileExistsError:
-                raise CliError(f"output {path!r} already exists; use -f/--force to overwrite it") from None
-            except OSError:               # file systems without hard links
-                if os.path.lexists(path):
+        with tempfiles.temp_file(directory, f".{os.path.basename(target)}.") as (fd, tmp_name):
+            _write_all(lambda b: os.write(fd, b), data)
+            os.fsync(fd)
+            os.chmod(tmp_name, 0o666 & ~_umask())  # made 0600; give the usual mode
+            if force:
+                os.replace(tmp_name, target)
+            else:
+                try:
+                    os.link(tmp_name, target)   # atomic "create, but never replace"
+                except FileExistsError:
                     raise CliError(f"output {path!r} already exists; use -f/--force to overwrite it") from None
-                os.replace(tmp_name, path)
-        _fsync_dir(directory)
+                except OSError:               # file systems without hard links
+                    if os.path.lexists(target):
+                        raise CliError(f"output {path!r} already exists; use -f/--force to overwrite it") from None
+                    os.replace(tmp_name, target)
+            _fsync_dir(directory)
     except OSError as exc:
         raise CliError(f"cannot write {path!r}: {_describe_os_error(exc)}") from None
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)   # gone already after a rename
-            except OSError:
-                pass
 
 
 def _fsync_dir(directory: str) -> None:
@@ -404,6 +466,7 @@ def add_encode_parser(sub) -> None:
                    help=f"restoration network the stream asks its decoder to run, one of: "
                         f"{', '.join(postfilter.NAMES)} (default {postfilter.DEFAULT}); it does not "
                         f"change the coded bits")
+    _add_max_pixels_argument(p, "images")
     p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print a summary (size, bpp, quality, PSNR before the post-filter) to standard error")
@@ -435,7 +498,7 @@ def encode_file(src: str, dst: str, args, bar) -> None:
 
     check_input(src)
     check_output(dst, inputs=(src,), force=args.force)
-    image = load_image(src)
+    image = load_image(src, args.max_pixels)
     mode = GRAY if image.ndim == 2 else SUBSAMPLINGS[args.subsampling]
     blocks = _block_count(image.shape[1], image.shape[0], mode)
 
@@ -500,6 +563,7 @@ def add_decode_parser(sub) -> None:
                    help="with -d: the output files' extension, which sets their format (default png)")
     p.add_argument("--postfilter", choices=list(postfilter.NAMES), default=None, metavar="NAME",
                    help=f"post-filter to run instead of the stream's own, one of: {', '.join(postfilter.NAMES)}")
+    _add_max_pixels_argument(p, "streams")
     p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
     p.add_argument("-v", "--verbose", action="store_true", help="print a summary to standard error")
     p.set_defaults(func=cmd_decode)
@@ -525,7 +589,7 @@ def decode_file(src: str, dst: str, args, bar) -> None:
     data = read_input_bytes(src)
     header, _ = bitstream.unpack(data)
     bar.expect(_block_count(header.width, header.height, header.mode))
-    result = decode_result(data, postfilter_choice=args.postfilter, progress=bar)
+    result = decode_result(data, postfilter_choice=args.postfilter, progress=bar, max_pixels=args.max_pixels)
     bar.close()
     buf = io.BytesIO()
     try:
@@ -876,13 +940,19 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (never raises, bar SystemExit
     from nowhere)."""
     try:
-        try:
-            args = build_parser().parse_args(argv)
-        except SystemExit as exc:   # --help, --version
-            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
-        return args.func(args)
+        with tempfiles.handle_signals():
+            try:
+                args = build_parser().parse_args(argv)
+            except SystemExit as exc:   # --help, --version
+                return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+            status = args.func(args)
+            if sys.stdout is not None:
+                sys.stdout.flush()      # here, not at exit, where a broken pipe would go unreported
+            return status
     except KeyboardInterrupt:
         return EXIT_INTERRUPT
+    except tempfiles.Terminated as exc:
+        return exc.status
     except BrokenPipeError:
         _quiet_stdout()
         return EXIT_PIPE

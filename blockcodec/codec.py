@@ -204,8 +204,9 @@ class Codec:
         return [np.ascontiguousarray(p) for p in planes]
 
     # -------------------------------------------------------------- decode
-    def decode(self, data, keep_trace: bool = False, postfilter: str | None = None) -> Result:
-        return decode_result(data, self.tables, keep_trace, postfilter)
+    def decode(self, data, keep_trace: bool = False, postfilter: str | None = None,
+               max_pixels: int = bitstream.MAX_PIXELS) -> Result:
+        return decode_result(data, self.tables, keep_trace, postfilter, max_pixels=max_pixels)
 
 
 def _postfilter_for(header: Header, choice: str | None) -> str:
@@ -228,13 +229,18 @@ def _postfilter_for(header: Header, choice: str | None) -> str:
 
 
 def decode_result(data, tables: entropy.Tables | None = None, keep_trace: bool = False,
-                  postfilter_choice: str | None = None, progress=None) -> Result:
+                  postfilter_choice: str | None = None, progress=None,
+                  max_pixels: int = bitstream.MAX_PIXELS) -> Result:
     """Decode a stream.  ``postfilter_choice``: None applies the post-filter the
-    stream records; a name from ``postfilter.NAMES`` (or "none") overrides it."""
+    stream records; a name from ``postfilter.NAMES`` (or "none") overrides it.
+    A stream announcing more than ``max_pixels`` pixels is refused from its
+    header, before any work."""
     t0 = time.perf_counter()
     if postfilter_choice is not None:
         postfilter.check_name(postfilter_choice)   # the caller's mistake first, whatever the stream
+    bitstream.check_pixel_limit(max_pixels)
     header, payload = bitstream.unpack(data)
+    bitstream.check_dimensions(header.width, header.height, max_pixels)
     tables = tables or entropy.default_tables()
     name = predictors.name_of(header.predictor_id)
     predictor = predictors.get(name)

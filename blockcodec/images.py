@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from .bitstream import check_dimensions
+from .bitstream import MAX_PIXELS, check_dimensions
 from .errors import BlockcodecError
 
 
@@ -80,16 +80,21 @@ def _reduce_depth(a: np.ndarray, sixteen_bit: bool) -> np.ndarray:
     return a.astype(np.uint8)
 
 
-def as_image_array(image) -> np.ndarray:
-    """Return a uint8 array H x W (gray) or H x W x 3 (RGB), C-contiguous."""
+def as_image_array(image, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Return a uint8 array H x W (gray) or H x W x 3 (RGB), C-contiguous.
+    Images over ``max_pixels`` (at most the format's MAX_PIXELS) are refused
+    before anything is converted."""
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - pillow is a dependency
         Image = None
     if Image is not None and isinstance(image, Image.Image):
+        check_dimensions(max(image.width, 1), max(image.height, 1), max_pixels)  # empty: refused below
         a = _from_pil(image)
     elif isinstance(image, np.ndarray):
         a = image
+        if a.ndim in (2, 3) and a.shape[0] and a.shape[1]:
+            check_dimensions(a.shape[1], a.shape[0], max_pixels)   # before converting anything
     else:
         raise BlockcodecError(f"expected a numpy array or PIL image, got {type(image).__name__}")
 
@@ -108,5 +113,4 @@ def as_image_array(image) -> np.ndarray:
         raise BlockcodecError(f"unsupported image shape {a.shape} (expected HxW or HxWx3)")
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise BlockcodecError(f"empty image ({a.shape[1]}x{a.shape[0]})")
-    check_dimensions(a.shape[1], a.shape[0])  # before copying anything
     return np.ascontiguousarray(a)
