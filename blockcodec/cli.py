@@ -260,9 +260,9 @@ def check_output(path: str, *, inputs: tuple[str, ...] = (), force: bool = False
             raise CliError(f"output {path!r} is the input file; refusing to overwrite it")
     if os.path.isdir(path):
         raise CliError(f"output {path!r} is a directory")
+    directory = os.path.dirname(output_target(path)) or "."   # refuses special files, even with --force
     if os.path.lexists(path) and not force:
         raise CliError(f"output {path!r} already exists; use -f/--force to overwrite it")
-    directory = os.path.dirname(output_target(path)) or "."
     if not os.path.isdir(directory):
         raise CliError(f"cannot write {path!r}: directory {directory!r} does not exist")
     if not os.access(directory, os.W_OK | os.X_OK):
