@@ -507,8 +507,7 @@ def encode_file(src: str, dst: str, args, bar) -> None:
         return _encode_at(image, q, args, progress=bar)
 
     if args.target_bpp is not None:
-        sample = ratecontrol.mosaic(image)
-        estimate_at = None if sample is None else (lambda q: _encode_at(sample, q, args).result.bpp)
+        estimate_at = ratecontrol.estimator(image, lambda sample, q: _encode_at(sample, q, args).result.bpp)
         enc, reached = ratecontrol.find_quality(encode_at, args.target_bpp, estimate_at)
         if not reached:
             warn(f"even quality 1 needs {enc.result.bpp:.3f} bpp, more than the target "

@@ -119,3 +119,13 @@ def test_cli_target_bpp_on_a_megapixel_image_costs_at_most_three_full_encodes(tm
 def bitstream_quality(data: bytes) -> int:
     from blockcodec import bitstream
     return bitstream.unpack(data)[0].quality
+
+
+def test_the_estimator_codes_the_mosaic_and_corrects_for_its_seams():
+    image = textured_image(1088, 1024, 3, seed=4)
+    seen = []
+    estimate = ratecontrol.estimator(image, lambda sample, q: seen.append(sample.shape) or 1.0)
+    assert estimate(50) == pytest.approx(ratecontrol.seam_correction(50))
+    assert seen == [ratecontrol.mosaic(image).shape]
+    assert 0.7 < ratecontrol.seam_correction(1) < ratecontrol.seam_correction(100) < 1
+    assert ratecontrol.estimator(textured_image(64, 64, 3), lambda sample, q: 1.0) is None
