@@ -117,14 +117,25 @@ def _code_planes(geom: Geometry, predictor, infos: list[PlaneInfo], sources=None
     return traces
 
 
+# Pixels per strip of colour conversion: its int32 temporaries (about 30 bytes
+# a pixel) then take tens of MB, not gigabytes for the largest images.
+ASSEMBLE_PIXELS = 1 << 20
+
+
 def _assemble(planes: list[np.ndarray], geom: Geometry) -> np.ndarray:
     if geom.mode == GRAY:
         return np.ascontiguousarray(planes[0][: geom.height, : geom.width])
     y, cb, cr = planes
-    if geom.mode == YCBCR420:
-        cb, cr = color.upsample_420(cb), color.upsample_420(cr)
-    rgb = color.ycbcr_to_rgb(y, cb, cr)
-    return np.ascontiguousarray(rgb[: geom.height, : geom.width])
+    out = np.empty((geom.height, geom.width, 3), np.uint8)
+    rows = max(2, ASSEMBLE_PIXELS // geom.width // 2 * 2)   # even: 4:2:0 strips start on a chroma row
+    for top in range(0, geom.height, rows):
+        bottom = min(top + rows, geom.height)
+        if geom.mode == YCBCR420:
+            strips = [color.upsample_420_rows(p, top, bottom) for p in (cb, cr)]
+        else:
+            strips = [cb[top:bottom], cr[top:bottom]]
+        out[top:bottom] = color.ycbcr_to_rgb(*(p[:, : geom.width] for p in [y[top:bottom], *strips]))
+    return out
 
 
 class Codec:

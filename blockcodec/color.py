@@ -110,3 +110,12 @@ def upsample_420(plane: np.ndarray) -> np.ndarray:
     p = plane.astype(np.int32)
     t = _upsample_axis(_upsample_axis(p, 0), 1)
     return ((t + 8) >> 4).astype(np.uint8)
+
+
+def upsample_420_rows(plane: np.ndarray, top: int, bottom: int) -> np.ndarray:
+    """Rows ``top`` (even) .. ``bottom - 1`` of ``upsample_420(plane)``, from
+    only the chroma rows they read: a strip with one row of margin each side,
+    whose replicated edges fall outside the rows kept unless they are the
+    plane's own."""
+    lo, hi = max(top // 2 - 1, 0), min((bottom + 1) // 2 + 1, plane.shape[0])
+    return upsample_420(plane[lo:hi])[top - 2 * lo: bottom - 2 * lo]

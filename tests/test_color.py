@@ -8,7 +8,8 @@ Specification:
   * gray (R = G = B) maps to Y = R, Cb = Cr = 128, and back exactly;
   * ``upsample_420`` doubles both sides with the normative integer filter
     out = (9 a + 3 b + 3 c + d + 8) >> 4 over the four nearest chroma
-    samples (edges replicated): constant planes stay constant;
+    samples (edges replicated): constant planes stay constant; strips of
+    rows (how the decoder converts, in bounded memory) give the same rows;
   * ``downsample_420`` is the rounded 2x2 mean; downsampling an upsampled
     smooth plane gives it back closely.
 """
@@ -19,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blockcodec import color
+from blockcodec import bitstream, color
 from conftest import smooth_image
 
 
@@ -135,6 +136,31 @@ def test_upsample_matches_normative_filter(shape):
     out = color.upsample_420(p)
     assert out.dtype == np.uint8 and out.shape == (2 * shape[0], 2 * shape[1])
     np.testing.assert_array_equal(out, ref_upsample(p))
+
+
+def test_upsample_by_strips_is_the_whole_upsample():
+    """The decoder converts colour strip by strip (bounded memory): any strip
+    of rows, with its margin, gives exactly those rows of the whole plane."""
+    p = np.random.default_rng(9).integers(0, 256, (9, 5), dtype=np.uint8)
+    whole = color.upsample_420(p)
+    for top in range(0, 18, 2):
+        for bottom in range(top + 1, 19):
+            np.testing.assert_array_equal(color.upsample_420_rows(p, top, bottom), whole[top:bottom])
+
+
+@pytest.mark.parametrize("mode", [bitstream.YCBCR420, bitstream.YCBCR444])
+def test_assembly_by_strips_is_the_whole_conversion(mode, monkeypatch):
+    from blockcodec.codec import Geometry, _assemble
+    geom = Geometry(width=13, height=37, mode=mode)
+    rng = np.random.default_rng(mode)
+    planes = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in geom.plane_shapes]
+    y, cb, cr = planes
+    if mode == bitstream.YCBCR420:
+        cb, cr = color.upsample_420(cb), color.upsample_420(cr)
+    whole = color.ycbcr_to_rgb(y, cb, cr)[:37, :13]
+    for pixels in (13, 26, 13 * 9, 1 << 20):        # strips of 2, 2, 8 rows and one strip
+        monkeypatch.setattr("blockcodec.codec.ASSEMBLE_PIXELS", pixels)
+        np.testing.assert_array_equal(_assemble(planes, geom), whole)
 
 
 @pytest.mark.parametrize("value", [0, 1, 127, 128, 200, 255])
