@@ -502,8 +502,11 @@ def encode_file(src: str, dst: str, args, bar) -> None:
     mode = GRAY if image.ndim == 2 else SUBSAMPLINGS[args.subsampling]
     blocks = _block_count(image.shape[1], image.shape[0], mode)
 
+    full_encodes = []
+
     def encode_at(q: int) -> _Encoded:
         bar.expect(blocks)
+        full_encodes.append(q)
         return _encode_at(image, q, args, progress=bar)
 
     if args.target_bpp is not None:
@@ -519,7 +522,8 @@ def encode_file(src: str, dst: str, args, bar) -> None:
     write_output(dst, result.data, force=args.force)
     if args.verbose:
         h = result.header
-        target = f" (target {args.target_bpp:g})" if args.target_bpp is not None else ""
+        target = "" if args.target_bpp is None else \
+            f" (target {args.target_bpp:g}, {len(full_encodes)} full encodes)"
         print(f"{PROG}: {_name(dst, output=True)}: {h.width}x{h.height} "
               f"{bitstream.MODE_NAMES[h.mode]}, {len(result.data)} bytes, {result.bpp:.3f} bpp{target}, "
               f"quality {enc.quality}, predictor {args.predictor}, "

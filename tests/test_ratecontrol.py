@@ -106,8 +106,9 @@ def test_cli_target_bpp_on_a_megapixel_image_costs_at_most_three_full_encodes(tm
     out = tmp_path / "big.bkc"
     target = 2.0
     assert cli.main(["encode", str(src), "-o", str(out), "--target-bpp", str(target), "--predictor", "planar",
-                     "--postfilter", "none"]) == 0
+                     "--postfilter", "none", "-v"]) == 0
     assert len(full) <= 3, full
+    assert f"(target 2, {len(full)} full encodes)" in capsys.readouterr().err
     data = out.read_bytes()
     q = bitstream_quality(data)
     pixels = image.shape[0] * image.shape[1]
