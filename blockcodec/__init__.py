@@ -14,9 +14,11 @@ import numpy as np
 
 from . import postfilter as postfilters, predictors
 from .codec import Codec, CodecConfig, Result, decode_result
+from . import bitstream
 from .bitstream import MAX_PIXELS
 from .errors import BlockcodecError
 from .images import ConversionWarning, as_image_array
+from .metadata import Metadata, MetadataWarning, resolve as _resolve_metadata
 from .quantization import Rounding
 
 __version__ = "0.2.0"
@@ -24,16 +26,20 @@ __version__ = "0.2.0"
 
 def encode(image, quality: int = 75, *, subsampling: str = "420", predictor: str = predictors.DEFAULT,
            dc_prediction: bool | None = None, postfilter: str = postfilters.DEFAULT,
-           max_pixels: int = MAX_PIXELS) -> bytes:
+           max_pixels: int = MAX_PIXELS, metadata: bool | Metadata = True) -> bytes:
     """Compress a uint8 image (numpy H x W or H x W x 3, or a PIL image) to bytes.
     ``predictor`` is a name from ``blockcodec.predictors.REGISTRY`` (default: the
     shipped BlockCNN); ``postfilter`` is the restoration network the stream asks
     its decoder to apply, a name from ``blockcodec.postfilters.NAMES`` or "none"
     (it does not change the coded bits).  Images over ``max_pixels`` pixels (at
-    most the format's 2^27) are refused before any work."""
+    most the format's 2^27) are refused before any work.  ``metadata``: True
+    (default) keeps the ICC profile, EXIF and XMP of a PIL image, False strips
+    them, a ``blockcodec.Metadata`` is carried as given.  EXIF orientation
+    stays a tag: the pixels are coded as stored."""
     cfg = CodecConfig(quality=quality, subsampling=subsampling, predictor=predictor,
                       dc_prediction=dc_prediction, postfilter=postfilter)
-    return Codec(cfg).encode(as_image_array(image, max_pixels), keep_trace=False).data
+    carried = _resolve_metadata(image, metadata)   # from the PIL image, before it becomes an array
+    return Codec(cfg).encode(as_image_array(image, max_pixels), keep_trace=False, metadata=carried).data
 
 
 def decode(data, *, postfilter: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -45,6 +51,12 @@ def decode(data, *, postfilter: str | None = None, max_pixels: int = MAX_PIXELS)
     return decode_result(data, postfilter_choice=postfilter, max_pixels=max_pixels).image
 
 
+def read_metadata(data) -> Metadata:
+    """The ICC profile, EXIF and XMP a stream carries, without decoding it
+    (the container is checked as for decoding: header, CRC, chunks)."""
+    return bitstream.unpack_with_metadata(data)[2]
+
+
 def register_pillow() -> None:
     """Let Pillow open and save .bkc files (format "BKC"), in the style of
     ``pillow_heif.register_heif_opener()``: after this, ``Image.open("a.bkc")``
@@ -54,5 +66,5 @@ def register_pillow() -> None:
     register()
 
 
-__all__ = ["encode", "decode", "register_pillow", "postfilters", "Codec", "CodecConfig", "Result", "Rounding",
-           "BlockcodecError", "ConversionWarning", "__version__"]
+__all__ = ["encode", "decode", "read_metadata", "register_pillow", "postfilters", "Codec", "CodecConfig", "Result",
+           "Rounding", "Metadata", "BlockcodecError", "ConversionWarning", "MetadataWarning", "__version__"]

@@ -1,4 +1,5 @@
-"""The container: a fixed header, the range-coded payload and a CRC32.
+"""The container: a fixed header, the range-coded payload, an optional
+metadata section (ICC, EXIF, XMP chunks; metadata.py) and a CRC32.
 
 See docs/FORMAT.md for the normative description.  Everything the header
 claims is checked before anything is allocated from it.
@@ -10,6 +11,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from . import metadata as _metadata
 from .errors import BlockcodecError
 
 MAGIC = b"BKCD"
@@ -23,6 +25,11 @@ GRAY, YCBCR420, YCBCR444 = 0, 1, 2
 MODE_NAMES = {GRAY: "gray", YCBCR420: "ycbcr420", YCBCR444: "ycbcr444"}
 
 FLAG_DC_PREDICTION = 0x01
+# A metadata section follows the payload.  It frames the stream rather than
+# configuring the decoder, so pack() and unpack() own it and Header.flags
+# never carries it.
+FLAG_METADATA = 0x02
+_FLAGS = FLAG_DC_PREDICTION | FLAG_METADATA
 
 # Guard against decompression bombs: like Pillow's limit, checked before allocation.
 MAX_DIMENSION = 1 << 16
@@ -72,19 +79,29 @@ def check_pixel_limit(max_pixels) -> int:
     return int(max_pixels)
 
 
-def pack(header: Header, payload: bytes) -> bytes:
+def pack(header: Header, payload: bytes, metadata: _metadata.Metadata | None = None) -> bytes:
+    """The stream; without metadata it has no metadata section and no flag."""
     check_dimensions(header.width, header.height)
+    section = _metadata.pack(metadata) if metadata else b""
+    flags = (header.flags & ~FLAG_METADATA) | (FLAG_METADATA if section else 0)
     head = _HEADER.pack(
-        MAGIC, VERSION, header.mode, header.flags, header.width, header.height, header.quality,
+        MAGIC, VERSION, header.mode, flags, header.width, header.height, header.quality,
         header.predictor_id, header.predictor_hash, header.postfilter_id, header.postfilter_hash,
         header.tables_hash, len(payload),
     )
-    body = head + payload
+    body = head + payload + section
     return body + struct.pack("<I", zlib.crc32(body))
 
 
 def unpack(data: bytes) -> tuple[Header, bytes]:
-    """Parse and validate a stream; returns the header and the payload."""
+    """Parse and validate a stream (its metadata section included); returns
+    the header and the payload."""
+    header, payload, _ = unpack_with_metadata(data)
+    return header, payload
+
+
+def unpack_with_metadata(data: bytes) -> tuple[Header, bytes, _metadata.Metadata]:
+    """Parse and validate a stream; returns the header, the payload and the metadata."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise BlockcodecError(f"expected bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -102,7 +119,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         raise BlockcodecError(f"unsupported stream version {version} (this decoder reads version {VERSION})")
     if mode not in MODE_NAMES:
         raise BlockcodecError(f"corrupt stream: unknown colour mode {mode}")
-    if flags & ~FLAG_DC_PREDICTION:
+    if flags & ~_FLAGS:
         raise BlockcodecError(f"corrupt stream: unknown flags 0x{flags:02x}")
     if not 1 <= quality <= 100:
         raise BlockcodecError(f"corrupt stream: quality {quality} outside 1..100")
@@ -113,10 +130,14 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     expected = HEADER_SIZE + length + CRC_SIZE
     if len(data) < expected:
         raise BlockcodecError(f"truncated stream: {len(data)} bytes, header announces {expected}")
-    if len(data) > expected:
+    if len(data) > expected and not flags & FLAG_METADATA:
         raise BlockcodecError(f"corrupt stream: {len(data) - expected} unexpected bytes after the end")
-    (crc,) = struct.unpack_from("<I", data, HEADER_SIZE + length)
-    if zlib.crc32(data[: HEADER_SIZE + length]) != crc:
+    end = len(data) - CRC_SIZE            # the metadata section, if any, fills [HEADER_SIZE + length, end)
+    (crc,) = struct.unpack_from("<I", data, end)
+    if zlib.crc32(memoryview(data)[:end]) != crc:
         raise BlockcodecError("corrupt stream: CRC32 mismatch")
-    header = Header(width, height, mode, quality, pid, phash, fid, fhash, thash, flags)
-    return header, data[HEADER_SIZE: HEADER_SIZE + length]
+    metadata = _metadata.Metadata()
+    if flags & FLAG_METADATA:
+        metadata = _metadata.unpack(memoryview(data)[HEADER_SIZE + length: end])
+    header = Header(width, height, mode, quality, pid, phash, fid, fhash, thash, flags & ~FLAG_METADATA)
+    return header, data[HEADER_SIZE: HEADER_SIZE + length], metadata

@@ -17,6 +17,7 @@ from .bitstream import GRAY, YCBCR420, YCBCR444, Header
 from .engine import PlaneJob, PlaneTrace, Timings, code_planes, pad_guide
 from .errors import BlockcodecError
 from .images import as_image_array
+from .metadata import Metadata, resolve as resolve_metadata
 from .predictors import PlaneInfo
 
 SUBSAMPLINGS = {"420": YCBCR420, "444": YCBCR444}
@@ -82,6 +83,7 @@ class Result:
     bits: dict[str, int] = field(default_factory=dict)     # per entropy stage (encode only)
     timings: dict[str, float] = field(default_factory=dict)
     postfilter: str = "none"             # the post-filter decode applied
+    metadata: Metadata = field(default_factory=Metadata)   # the ICC profile, EXIF and XMP carried
 
     @property
     def bpp(self) -> float:
@@ -172,9 +174,12 @@ class Codec:
                    "glue": loop.glue, "loop": t2 - t1}
         return geom, traces, dc_pred, timings
 
-    def encode(self, image, keep_trace: bool = True, progress=None) -> Result:
+    def encode(self, image, keep_trace: bool = True, progress=None, metadata=True) -> Result:
+        """``metadata``: True carries the ICC profile, EXIF and XMP of a PIL
+        ``image``, False nothing, a ``blockcodec.Metadata`` exactly that."""
         cfg = self.config
         t0 = time.perf_counter()
+        carried = resolve_metadata(image, metadata)
         geom, traces, dc_pred, timings = self.analyse(image, keep_trace, progress)
         predictor = predictors.get(cfg.predictor)
         t2 = time.perf_counter()
@@ -191,14 +196,14 @@ class Codec:
             tables_hash=self.tables.hash, flags=bitstream.FLAG_DC_PREDICTION if dc_pred else 0,
             postfilter_id=postfilter.id_of(cfg.postfilter), postfilter_hash=postfilter.weights_hash(cfg.postfilter),
         )
-        data = bitstream.pack(header, payload)
+        data = bitstream.pack(header, payload, carried)
         out = _assemble([tr.recon for tr in traces], geom)
         t4 = time.perf_counter()
         bits = dict(sink.stage_bits)
         bits["container"] = bits.get("container", 0) + 8 * (len(data) - len(payload))
         del timings["loop"]
         timings.update(entropy=t3 - t2, container=t4 - t3, total=t4 - t0)
-        return Result(out, header, traces, data, bits, timings)
+        return Result(out, header, traces, data, bits, timings, metadata=carried)
 
     @staticmethod
     def _split(img: np.ndarray, geom: Geometry) -> list[np.ndarray]:
@@ -250,7 +255,7 @@ def decode_result(data, tables: entropy.Tables | None = None, keep_trace: bool =
     if postfilter_choice is not None:
         postfilter.check_name(postfilter_choice)   # the caller's mistake first, whatever the stream
     bitstream.check_pixel_limit(max_pixels)
-    header, payload = bitstream.unpack(data)
+    header, payload, carried = bitstream.unpack_with_metadata(data)
     bitstream.check_dimensions(header.width, header.height, max_pixels)
     tables = tables or entropy.default_tables()
     name = predictors.name_of(header.predictor_id)
@@ -294,4 +299,4 @@ def decode_result(data, tables: entropy.Tables | None = None, keep_trace: bool =
     timings = {"container": t1 - t0, "entropy": t2 - t1, "prediction": loop.prediction,
                "transform": loop.transform, "glue": loop.glue, "postfilter": t4 - t3, "color": t5 - t4,
                "total": t5 - t0}
-    return Result(image, header, traces, bytes(data), {}, timings, filter_name)
+    return Result(image, header, traces, bytes(data), {}, timings, filter_name, carried)

@@ -234,7 +234,7 @@ def test_crc_mismatch_message():
         (dict(version=2), "version"),
         (dict(mode=3), "mode"),
         (dict(mode=255), "mode"),
-        (dict(flags=0x02), "flags"),
+        (dict(flags=0x04), "flags"),   # 0x02 announces a metadata section (test_metadata.py)
         (dict(flags=0x81), "flags"),
         (dict(quality=0), "quality"),
         (dict(quality=101), "quality"),
