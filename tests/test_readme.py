@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,21 @@ def test_every_python_example_runs_as_written(index, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)   # examples that write files write them here
     code = _blocks("python")[index]
     exec(compile(code, f"README.md python block {index + 1}", "exec"), {"__name__": "__readme__"})
+
+
+def _cli_commands() -> list[str]:
+    """Every `blockcodec ...` command in the README's shell blocks, cut at a pipe,
+    redirection or comment."""
+    found = []
+    for block in _blocks("sh"):
+        for line in block.splitlines():
+            if "blockcodec " in line:
+                command = "blockcodec " + line.split("blockcodec ", 1)[1]
+                found.append(re.split(r"\s[|<>#]", command)[0].strip())
+    return found
+
+
+@pytest.mark.parametrize("command", _cli_commands())
+def test_every_command_line_example_is_accepted(command):
+    from blockcodec import cli
+    cli.build_parser().parse_args(shlex.split(command)[1:])   # raises on an unknown option or bad value
