@@ -21,7 +21,7 @@ Adding a subcommand (``train``, ``restore``, ...): write ``add_<name>_parser``
 that adds a subparser and sets ``func=cmd_<name>`` via ``set_defaults``, write
 ``cmd_<name>(args) -> int``, and append the adder to ``SUBCOMMANDS``.  Inside a
 command, raise ``CliError`` (or let ``BlockcodecError`` propagate) for bad input,
-use ``read_input_bytes`` / ``load_image`` to read, ``check_output`` before doing
+use ``read_input_bytes`` / ``load_image`` (``read_image`` with metadata) to read, ``check_output`` before doing
 any expensive work, and ``write_output`` to write.
 """
 from __future__ import annotations
@@ -43,6 +43,8 @@ import numpy as np
 from . import __version__, bitstream, postfilter, predictors, tempfiles
 from .errors import BlockcodecError
 from .images import ConversionWarning
+from .metadata import Metadata, MetadataWarning, describe as describe_metadata, from_image as metadata_of
+from .metadata import save_options as metadata_save_options
 
 PROG = "blockcodec"
 STDIO = "-"
@@ -186,6 +188,13 @@ def load_image(path: str, max_pixels: int = bitstream.MAX_PIXELS) -> np.ndarray:
     codec codes.  Conversion warnings are printed.  An image of more than
     ``max_pixels`` is refused from its header: Pillow's own decompression-bomb
     limit is set to the same number while the file is read."""
+    return read_image(path, max_pixels, metadata=False)[0]
+
+
+def read_image(path: str, max_pixels: int = bitstream.MAX_PIXELS, *,
+               metadata: bool = True) -> tuple[np.ndarray, Metadata]:
+    """``load_image``, and the file's ICC profile, EXIF and XMP for the stream
+    to carry (none unless ``metadata``)."""
     from PIL import Image
 
     name = _display(path)
@@ -193,6 +202,7 @@ def load_image(path: str, max_pixels: int = bitstream.MAX_PIXELS) -> np.ndarray:
     source = io.BytesIO(read_input_bytes(path)) if path == STDIO else path
     with warnings.catch_warnings(record=True) as caught, _pillow_pixel_limit(Image, max_pixels):
         warnings.simplefilter("always", ConversionWarning)
+        warnings.simplefilter("always", MetadataWarning)
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(source) as im:
@@ -201,6 +211,7 @@ def load_image(path: str, max_pixels: int = bitstream.MAX_PIXELS) -> np.ndarray:
                     warn(f"{name}: image has {frames} frames; only the first is encoded")
                 from .images import as_image_array
                 array = as_image_array(im)   # loads the pixels; before that, it reads the file's bit depth
+                carried = metadata_of(im) if metadata else Metadata()   # after load: late PNG chunks too
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise CliError(f"refusing {name}: more than {max_pixels} pixels "
                            f"(--max-pixels; the format allows up to {bitstream.MAX_PIXELS})") from None
@@ -214,12 +225,29 @@ def load_image(path: str, max_pixels: int = bitstream.MAX_PIXELS) -> np.ndarray:
             raise CliError(f"cannot read {name}: out of memory") from None
         except Exception as exc:  # Pillow reports damaged files with many exception types
             raise CliError(f"cannot read image {name}: {exc}") from None
+    _report_warnings(caught, name)
+    return array, carried
+
+
+def _report_warnings(caught, name: str) -> None:
+    """What reading an input lost, as one-line warnings; other warnings as Python shows them."""
     for w in caught:
-        if issubclass(w.category, ConversionWarning):
+        if issubclass(w.category, (ConversionWarning, MetadataWarning)):
             warn(f"{name}: {w.message}")
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return array
+
+
+def _jpeg_metadata(data: bytes, name: str) -> Metadata:
+    """The ICC profile, EXIF and XMP of a JPEG file already known to open."""
+    from PIL import Image
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MetadataWarning)
+        with Image.open(io.BytesIO(data)) as im:
+            carried = metadata_of(im)
+    _report_warnings(caught, name)
+    return carried
 
 
 @contextlib.contextmanager
@@ -359,6 +387,23 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
+def image_file_bytes(image: np.ndarray, fmt: str, path: str, carried: Metadata) -> bytes:
+    """``image`` as a file of Pillow format ``fmt`` for ``path``, holding the
+    metadata items that format can (a one-line warning names the others)."""
+    from PIL import Image
+
+    options, dropped = metadata_save_options(carried, fmt)
+    if dropped:
+        items = " and ".join(filter(None, [", ".join(dropped[:-1]), dropped[-1]]))
+        warn(f"{_name(path, output=True)}: {fmt} files cannot hold the {items}; not written")
+    buf = io.BytesIO()
+    try:
+        Image.fromarray(image).save(buf, format=fmt, **options)
+    except Exception as exc:  # Pillow writers refuse some modes/sizes
+        raise CliError(f"cannot write {_display(path, output=True)} as {fmt}: {exc}") from None
+    return buf.getvalue()
+
+
 def _pillow_format_for(path: str) -> str:
     """The Pillow format that writes ``path`` (by extension); PNG for stdout."""
     if path == STDIO:
@@ -390,12 +435,12 @@ class _Encoded:
     result: object   # blockcodec.Result
 
 
-def _encode_at(image: np.ndarray, quality: int, args, progress=None) -> _Encoded:
+def _encode_at(image: np.ndarray, quality: int, args, progress=None, metadata=False) -> _Encoded:
     from .codec import Codec, CodecConfig
 
     cfg = CodecConfig(quality=quality, subsampling=args.subsampling, predictor=args.predictor,
                       postfilter=args.postfilter)
-    return _Encoded(quality, Codec(cfg).encode(image, keep_trace=False, progress=progress))
+    return _Encoded(quality, Codec(cfg).encode(image, keep_trace=False, progress=progress, metadata=metadata))
 
 
 def _block_count(width: int, height: int, mode: int) -> int:
@@ -412,6 +457,11 @@ standard input; OUT is a file name or '-' for standard output.  Gray images are
 coded as one plane; alpha is dropped and 16-bit samples are reduced to 8 bits,
 each with a warning.
 
+The ICC profile, EXIF and XMP of IN are kept in the stream (--strip drops
+them), and 'blockcodec decode' writes them back to PNG, JPEG, TIFF and WebP.
+EXIF orientation is kept as a tag, not applied: the pixels are coded as
+stored (as cwebp and avifenc do).
+
 examples:
   blockcodec encode photo.png -o photo.bkc              quality 75
   blockcodec encode photo.png -o photo.bkc -q 90        higher quality, larger file
@@ -420,6 +470,7 @@ examples:
   blockcodec encode photo.png -o photo.bkc --subsampling 444 --predictor dc -v
   cat photo.png | blockcodec encode - -o - > photo.bkc  pipes
   blockcodec encode photo.png -o photo.bkc -f           replace an existing photo.bkc
+  blockcodec encode photo.jpg -o photo.bkc --strip      without ICC profile, EXIF and XMP
   blockcodec encode *.png -d bkc/ --jobs 2              many files: bkc/<name>.bkc, 2 at a time
 
 With -d, a file that fails is reported on one line and the others still run;
@@ -466,6 +517,9 @@ def add_encode_parser(sub) -> None:
                    help=f"restoration network the stream asks its decoder to run, one of: "
                         f"{', '.join(postfilter.NAMES)} (default {postfilter.DEFAULT}); it does not "
                         f"change the coded bits")
+    p.add_argument("--strip", action="store_true",
+                   help="drop the ICC profile, EXIF and XMP of IN (kept by default; EXIF orientation is "
+                        "kept as a tag, not applied to the pixels, as cwebp and avifenc do)")
     _add_max_pixels_argument(p, "images")
     p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
     p.add_argument("-v", "--verbose", action="store_true",
@@ -498,7 +552,7 @@ def encode_file(src: str, dst: str, args, bar) -> None:
 
     check_input(src)
     check_output(dst, inputs=(src,), force=args.force)
-    image = load_image(src, args.max_pixels)
+    image, carried = read_image(src, args.max_pixels, metadata=not args.strip)
     mode = GRAY if image.ndim == 2 else SUBSAMPLINGS[args.subsampling]
     blocks = _block_count(image.shape[1], image.shape[0], mode)
 
@@ -507,7 +561,7 @@ def encode_file(src: str, dst: str, args, bar) -> None:
     def encode_at(q: int) -> _Encoded:
         bar.expect(blocks)
         full_encodes.append(q)
-        return _encode_at(image, q, args, progress=bar)
+        return _encode_at(image, q, args, progress=bar, metadata=carried)
 
     if args.target_bpp is not None:
         estimate_at = ratecontrol.estimator(image, lambda sample, q: _encode_at(sample, q, args).result.bpp)
@@ -541,6 +595,11 @@ The post-filter the stream records (a restoration network run on the decoded
 planes, outside the coding loop) is applied unless --postfilter picks another
 or 'none'.
 
+The ICC profile, EXIF and XMP the stream carries are written to PNG, JPEG,
+TIFF and WebP outputs (--strip leaves them out); for other formats, which
+cannot hold them, a warning says so.  EXIF orientation stays a tag: the
+pixels are not rotated.
+
 examples:
   blockcodec decode photo.bkc -o photo.png
   blockcodec decode photo.bkc -o raw.png --postfilter none
@@ -566,6 +625,7 @@ def add_decode_parser(sub) -> None:
                    help="with -d: the output files' extension, which sets their format (default png)")
     p.add_argument("--postfilter", choices=list(postfilter.NAMES), default=None, metavar="NAME",
                    help=f"post-filter to run instead of the stream's own, one of: {', '.join(postfilter.NAMES)}")
+    p.add_argument("--strip", action="store_true", help="write none of the stream's ICC profile, EXIF and XMP")
     _add_max_pixels_argument(p, "streams")
     p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
     p.add_argument("-v", "--verbose", action="store_true", help="print a summary to standard error")
@@ -582,8 +642,6 @@ def cmd_decode(args) -> int:
 
 
 def decode_file(src: str, dst: str, args, bar) -> None:
-    from PIL import Image
-
     from .codec import decode_result
 
     check_input(src)
@@ -594,12 +652,8 @@ def decode_file(src: str, dst: str, args, bar) -> None:
     bar.expect(_block_count(header.width, header.height, header.mode))
     result = decode_result(data, postfilter_choice=args.postfilter, progress=bar, max_pixels=args.max_pixels)
     bar.close()
-    buf = io.BytesIO()
-    try:
-        Image.fromarray(result.image).save(buf, format=fmt)
-    except Exception as exc:  # Pillow writers refuse some modes/sizes
-        raise CliError(f"cannot write {_display(dst, output=True)} as {fmt}: {exc}") from None
-    write_output(dst, buf.getvalue(), force=args.force)
+    out = image_file_bytes(result.image, fmt, dst, Metadata() if args.strip else result.metadata)
+    write_output(dst, out, force=args.force)
     if args.verbose:
         h = result.header
         print(f"{PROG}: {_name(src)}: {h.width}x{h.height} "
@@ -609,9 +663,11 @@ def decode_file(src: str, dst: str, args, bar) -> None:
 
 # --------------------------------------------------------------------------- info
 INFO_EPILOG = """\
-Only the header is parsed and checked (magic, version, fields, length, CRC32);
-the payload is not decoded.  The predictor and entropy-table hashes are compared
-with this build's: a mismatch means this blockcodec cannot decode the stream.
+Only the container is parsed and checked (magic, version, fields, length, CRC32,
+metadata chunks); the payload is not decoded.  The predictor and entropy-table
+hashes are compared with this build's: a mismatch means this blockcodec cannot
+decode the stream.  'metadata' lists the ICC profile, EXIF and XMP the stream
+carries, with their sizes (and the profile's name, EXIF orientation and camera).
 
 examples:
   blockcodec info photo.bkc
@@ -644,7 +700,7 @@ def _filter_hash_note(stream_hash: bytes, ours) -> str:
 def cmd_info(args) -> int:
     check_input(args.input)
     data = read_input_bytes(args.input)
-    header, payload = bitstream.unpack(data)
+    header, payload, carried = bitstream.unpack_with_metadata(data)
     try:
         pname = predictors.name_of(header.predictor_id)
     except BlockcodecError:
@@ -685,6 +741,7 @@ def cmd_info(args) -> int:
         ("post-filter", filter_row),
         ("entropy tables", f"{header.tables_hash.hex()} {_hash_note(header.tables_hash, ours_t)}"),
         ("payload", f"{len(payload)} bytes"),
+        ("metadata", describe_metadata(carried)),
         ("file size", f"{len(data)} bytes"),
         ("bpp", f"{len(data) * 8 / pixels:.4f}"),
     ]
@@ -785,6 +842,8 @@ def add_restore_parser(sub) -> None:
     p.add_argument("--ensemble", action="store_true",
                    help="average the network over the 8 rotations and flips of the image "
                         "(self-ensemble: a little better, 8x slower)")
+    p.add_argument("--strip", action="store_true",
+                   help="do not copy the JPEG's ICC profile, EXIF and XMP to OUT (copied by default)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print a summary (size, colour, model, time) to standard error")
@@ -792,8 +851,6 @@ def add_restore_parser(sub) -> None:
 
 
 def cmd_restore(args) -> int:
-    from PIL import Image
-
     from .restoration.inference import frozen
     from .restoration.jpeg import restore_jpeg
     from .restoration.weights import load_weights
@@ -814,12 +871,8 @@ def cmd_restore(args) -> int:
     started = time.perf_counter()
     image = restore_jpeg(data, net, ensemble=args.ensemble)
     seconds = time.perf_counter() - started
-    buf = io.BytesIO()
-    try:
-        Image.fromarray(image).save(buf, format=fmt)
-    except Exception as exc:
-        raise CliError(f"cannot write {_display(args.output, output=True)} as {fmt}: {exc}") from None
-    write_output(args.output, buf.getvalue(), force=args.force)
+    carried = Metadata() if args.strip else _jpeg_metadata(data, _display(args.input))
+    write_output(args.output, image_file_bytes(image, fmt, args.output, carried), force=args.force)
     if args.verbose:
         model = args.weights or args.model or RESTORE_DEFAULT
         print(f"{PROG}: {_name(args.input)}: {image.shape[1]}x{image.shape[0]} "

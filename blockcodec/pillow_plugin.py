@@ -6,8 +6,9 @@
     Image.open("photo.bkc").save("photo.png")
     Image.open("photo.png").save("photo.bkc", quality=60, predictor="planar")
 
-``Image.open`` reads and checks the container (magic, header, CRC) and sets
-the size and mode; the pixels are decoded only on ``load()``.  Because the
+``Image.open`` reads and checks the container (magic, header, CRC, metadata)
+and sets the size, the mode and ``im.info``'s "icc_profile", "exif" and "xmp";
+the pixels are decoded only on ``load()``.  Because the
 size is known before decoding, Pillow's own decompression-bomb check
 (``Image.MAX_IMAGE_PIXELS``) applies to .bkc files as to every other format.
 """
@@ -17,6 +18,7 @@ from PIL import Image, ImageFile
 
 from . import bitstream, postfilter, predictors
 from .errors import BlockcodecError
+from .metadata import Metadata, from_image, pillow_info
 
 FORMAT = "BKC"
 EXTENSION = ".bkc"
@@ -31,13 +33,6 @@ def _accept(prefix: bytes) -> bool:
     return prefix[:4] == bitstream.MAGIC
 
 
-def _info(header: bitstream.Header) -> dict:
-    """What ``im.info`` carries.  Version 1 of the container has no metadata
-    chunks; when the format gains ICC/EXIF/XMP, they belong here as
-    "icc_profile", "exif" and "xmp", the keys Pillow's writers read."""
-    return {}
-
-
 class BkcImageFile(ImageFile.ImageFile):
     format = FORMAT
     format_description = "blockcodec learned image codec"
@@ -45,12 +40,12 @@ class BkcImageFile(ImageFile.ImageFile):
     def _open(self) -> None:
         data = self.fp.read()
         try:
-            header, _ = bitstream.unpack(data)
+            header, _, carried = bitstream.unpack_with_metadata(data)
         except BlockcodecError as exc:
             raise OSError(f"broken {FORMAT} file: {exc}") from None
         self._size = (header.width, header.height)
         self._mode = "L" if header.mode == bitstream.GRAY else "RGB"
-        self.info.update(_info(header))
+        self.info.update(pillow_info(carried))   # the keys Pillow's readers set and its writers read
         # One tile for the whole stream: the decoder reads the file from offset 0.
         self.tile = [ImageFile._Tile(FORMAT, (0, 0) + self.size, 0, ())]
 
@@ -77,11 +72,13 @@ def _save(im: Image.Image, fp, filename) -> None:
     subsampling = params.get("subsampling", "420")
     if subsampling not in _SUBSAMPLING:
         raise ValueError(f"subsampling must be 420 or 444 (or Pillow's 4:2:0 / 4:4:4), got {subsampling!r}")
-    # Metadata (params or im.info "icc_profile", "exif", "xmp") has no place in
-    # version 1 of the container and is not written; see _info.
+    # save(icc_profile=, exif=, xmp=) as for Pillow's own writers; what is not
+    # given comes from im.info, as blockcodec.encode keeps it (b"" drops one).
+    found = from_image(im)
+    carried = Metadata(**{name: params.get(name, getattr(found, name)) for name in ("icc_profile", "exif", "xmp")})
     data = encode(im, quality=params.get("quality", 75), subsampling=_SUBSAMPLING[subsampling],
                   predictor=params.get("predictor", predictors.DEFAULT),
-                  postfilter=params.get("postfilter", postfilter.DEFAULT))
+                  postfilter=params.get("postfilter", postfilter.DEFAULT), metadata=carried)
     fp.write(data)
 
 

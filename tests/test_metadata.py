@@ -14,7 +14,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, PngImagePlugin
 
 import blockcodec
 from blockcodec import bitstream, cli, metadata
@@ -71,7 +71,7 @@ def _chunk(tag: bytes, body: bytes, length: int | None = None) -> bytes:
 def test_a_pil_images_icc_exif_and_xmp_are_kept_by_default():
     data = _encode(_photo(icc_profile=ICC, exif=metadata.EXIF_PREFIX + EXIF, xmp=XMP))
     assert blockcodec.read_metadata(data) == Metadata(icc_profile=ICC, exif=EXIF, xmp=XMP)
-    result = blockcodec.Codec().decode(data)
+    result = blockcodec.Codec(blockcodec.CodecConfig(**FAST)).decode(data)
     assert result.metadata == Metadata(icc_profile=ICC, exif=EXIF, xmp=XMP)
     assert np.array_equal(result.image, blockcodec.decode(data))   # decode still returns the array
 
@@ -230,3 +230,138 @@ def test_the_chunk_rules_come_after_the_crc():
     broken[-1] ^= 0xFF
     with pytest.raises(blockcodec.BlockcodecError, match="CRC32 mismatch"):
         blockcodec.read_metadata(bytes(broken))
+
+
+# --------------------------------------------------------------------------- the command line
+@pytest.fixture
+def photo_jpeg(tmp_path):
+    """A JPEG as a camera writes one: ICC profile, EXIF (orientation 6), XMP."""
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(smooth_image(16, 16)).save(path, quality=90, icc_profile=ICC,
+                                               exif=metadata.EXIF_PREFIX + EXIF, xmp=XMP)
+    return path
+
+
+def _cli(capsys, *argv) -> tuple[int, str, str]:
+    rc = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _encode_file(capsys, src, dst, *options) -> None:
+    assert _cli(capsys, "encode", src, "-o", dst, "--predictor", "planar", "--postfilter", "none",
+                *options) == (0, "", "")
+
+
+def _info_of(path) -> dict:
+    with Image.open(path) as im:
+        im.load()
+        return dict(im.info)
+
+
+@pytest.mark.parametrize("ext", ["png", "jpg"])
+def test_icc_and_exif_survive_encode_then_decode_byte_for_byte(ext, photo_jpeg, tmp_path, capsys):
+    _encode_file(capsys, photo_jpeg, tmp_path / "photo.bkc")
+    out = tmp_path / f"out.{ext}"
+    assert _cli(capsys, "decode", tmp_path / "photo.bkc", "-o", out) == (0, "", "")
+    written, original = _info_of(out), _info_of(photo_jpeg)
+    assert written["icc_profile"] == original["icc_profile"] == ICC
+    assert written["exif"] == original["exif"] == metadata.EXIF_PREFIX + EXIF   # as Pillow reads both formats
+    assert written["xmp"] == XMP
+
+
+@pytest.mark.parametrize("ext", ["tif", "webp"])
+def test_tiff_and_webp_outputs_hold_the_profile_the_exif_tags_and_the_xmp(ext, photo_jpeg, tmp_path, capsys):
+    _encode_file(capsys, photo_jpeg, tmp_path / "photo.bkc")
+    out = tmp_path / f"out.{ext}"
+    assert _cli(capsys, "decode", tmp_path / "photo.bkc", "-o", out) == (0, "", "")
+    with Image.open(out) as im:
+        assert im.info["icc_profile"] == ICC and im.info["xmp"] == XMP
+        tags = im.getexif()
+        assert (tags[0x010F], tags[0x0110]) == ("Blockcodec", "Test Camera")
+        if ext == "webp":   # Pillow applies a TIFF's orientation on load and drops the tag; WebP keeps it
+            assert tags[0x0112] == 6
+
+
+def test_a_format_without_metadata_gets_a_one_line_warning(photo_jpeg, tmp_path, capsys):
+    _encode_file(capsys, photo_jpeg, tmp_path / "photo.bkc")
+    rc, out, err = _cli(capsys, "decode", tmp_path / "photo.bkc", "-o", tmp_path / "out.bmp")
+    assert rc == 0
+    assert err == (f"blockcodec: warning: {tmp_path / 'out.bmp'}: BMP files cannot hold the ICC profile, "
+                   f"EXIF and XMP; not written\n")
+
+
+def test_the_orientation_is_kept_as_a_tag_and_not_applied(photo_jpeg, tmp_path, capsys):
+    tall = tmp_path / "tall.jpg"
+    Image.fromarray(smooth_image(24, 16)).save(tall, exif=metadata.EXIF_PREFIX + EXIF)
+    _encode_file(capsys, tall, tmp_path / "tall.bkc")
+    assert _cli(capsys, "decode", tmp_path / "tall.bkc", "-o", tmp_path / "tall.png")[0] == 0
+    with Image.open(tmp_path / "tall.png") as im:
+        assert im.size == (16, 24) and im.getexif()[0x0112] == 6
+
+
+def test_strip_drops_everything_and_the_stream_is_the_one_without_metadata(photo_jpeg, tmp_path, capsys):
+    _encode_file(capsys, photo_jpeg, tmp_path / "stripped.bkc", "--strip")
+    stripped = (tmp_path / "stripped.bkc").read_bytes()
+    assert not blockcodec.read_metadata(stripped)
+    with Image.open(photo_jpeg) as im:
+        assert stripped == blockcodec.encode(im, **FAST, metadata=False)
+    _encode_file(capsys, photo_jpeg, tmp_path / "kept.bkc")
+    assert len((tmp_path / "kept.bkc").read_bytes()) == len(stripped) + sum(
+        metadata.CHUNK_HEADER_SIZE + len(item) for item in (ICC, EXIF, XMP))
+
+
+def test_decode_strip_writes_no_metadata(photo_jpeg, tmp_path, capsys):
+    _encode_file(capsys, photo_jpeg, tmp_path / "photo.bkc")
+    assert _cli(capsys, "decode", tmp_path / "photo.bkc", "-o", tmp_path / "out.png", "--strip") == (0, "", "")
+    assert not {"icc_profile", "exif", "xmp"} & set(_info_of(tmp_path / "out.png"))
+
+
+def test_a_png_input_keeps_its_metadata_too(tmp_path, capsys):
+    png = tmp_path / "in.png"
+    text = PngImagePlugin.PngInfo()
+    text.add_itxt("XML:com.adobe.xmp", XMP.decode("utf-8"))
+    Image.fromarray(smooth_image(16, 16)).save(png, icc_profile=ICC, exif=EXIF, pnginfo=text)
+    _encode_file(capsys, png, tmp_path / "in.bkc")
+    assert blockcodec.read_metadata((tmp_path / "in.bkc").read_bytes()) == Metadata(ICC, EXIF, XMP)
+
+
+def test_info_lists_the_chunks(photo_jpeg, tmp_path, capsys):
+    _encode_file(capsys, photo_jpeg, tmp_path / "photo.bkc")
+    rc, out, _ = _cli(capsys, "info", tmp_path / "photo.bkc")
+    assert rc == 0
+    line = next(row for row in out.splitlines() if row.startswith("metadata:"))
+    assert line.split(":", 1)[1].strip() == (f"ICC profile {len(ICC)} bytes (sRGB built-in), EXIF {len(EXIF)} "
+                                             f"bytes (orientation 6, camera Blockcodec Test Camera), "
+                                             f"XMP {len(XMP)} bytes")
+    _encode_file(capsys, photo_jpeg, tmp_path / "bare.bkc", "--strip")
+    assert "metadata:       none" in _cli(capsys, "info", tmp_path / "bare.bkc")[1]
+
+
+def test_encode_help_says_metadata_is_kept_and_orientation_is_not_applied(capsys):
+    rc, out, _ = _cli(capsys, "encode", "--help")
+    text = " ".join(out.split())
+    assert rc == 0 and "--strip" in text
+    assert "EXIF orientation is kept as a tag, not applied" in text and "cwebp and avifenc" in text
+
+
+def test_restore_carries_the_jpegs_icc_exif_and_xmp(photo_jpeg, tmp_path, capsys):
+    out = tmp_path / "restored.png"
+    assert _cli(capsys, "restore", photo_jpeg, "-o", out, "--model", "arcnn") == (0, "", "")
+    written = _info_of(out)
+    assert (written["icc_profile"], written["exif"], written["xmp"]) == (ICC, metadata.EXIF_PREFIX + EXIF, XMP)
+    assert _cli(capsys, "restore", photo_jpeg, "-o", tmp_path / "bare.png", "--model", "arcnn", "--strip")[0] == 0
+    assert not {"icc_profile", "exif", "xmp"} & set(_info_of(tmp_path / "bare.png"))
+
+
+# --------------------------------------------------------------------------- Pillow
+def test_pillow_opens_a_bkc_with_its_metadata_in_info_and_saves_it_through(photo_jpeg, tmp_path):
+    blockcodec.register_pillow()
+    with Image.open(photo_jpeg) as im:
+        im.save(tmp_path / "a.bkc", **FAST)
+    with Image.open(tmp_path / "a.bkc") as im:
+        assert (im.info["icc_profile"], im.info["exif"], im.info["xmp"]) == (ICC, metadata.EXIF_PREFIX + EXIF, XMP)
+        im.save(tmp_path / "b.png")
+        im.save(tmp_path / "c.bkc", exif=b"", xmp=b"<x:xmpmeta/>", **FAST)   # save() arguments win
+    assert _info_of(tmp_path / "b.png")["icc_profile"] == ICC          # Pillow's PNG writer keeps im.info's
+    assert blockcodec.read_metadata((tmp_path / "c.bkc").read_bytes()) == Metadata(ICC, None, b"<x:xmpmeta/>")
