@@ -253,6 +253,19 @@ def _encode_file(capsys, src, dst, *options) -> None:
                 *options) == (0, "", "")
 
 
+@pytest.fixture
+def photo_bkc(photo_jpeg, tmp_path, capsys):
+    _encode_file(capsys, photo_jpeg, tmp_path / "photo.bkc")
+    return tmp_path / "photo.bkc"
+
+
+def _decode_file(capsys, src, dst, *options) -> str:
+    """Decode; returns what was printed on standard error."""
+    rc, out, err = _cli(capsys, "decode", src, "-o", dst, *options)
+    assert (rc, out) == (0, ""), err
+    return err
+
+
 def _info_of(path) -> dict:
     with Image.open(path) as im:
         im.load()
@@ -260,10 +273,9 @@ def _info_of(path) -> dict:
 
 
 @pytest.mark.parametrize("ext", ["png", "jpg"])
-def test_icc_and_exif_survive_encode_then_decode_byte_for_byte(ext, photo_jpeg, tmp_path, capsys):
-    _encode_file(capsys, photo_jpeg, tmp_path / "photo.bkc")
+def test_icc_and_exif_survive_encode_then_decode_byte_for_byte(ext, photo_jpeg, photo_bkc, tmp_path, capsys):
     out = tmp_path / f"out.{ext}"
-    assert _cli(capsys, "decode", tmp_path / "photo.bkc", "-o", out) == (0, "", "")
+    assert _decode_file(capsys, photo_bkc, out) == ""
     written, original = _info_of(out), _info_of(photo_jpeg)
     assert written["icc_profile"] == original["icc_profile"] == ICC
     assert written["exif"] == original["exif"] == metadata.EXIF_PREFIX + EXIF   # as Pillow reads both formats
@@ -271,10 +283,9 @@ def test_icc_and_exif_survive_encode_then_decode_byte_for_byte(ext, photo_jpeg, 
 
 
 @pytest.mark.parametrize("ext", ["tif", "webp"])
-def test_tiff_and_webp_outputs_hold_the_profile_the_exif_tags_and_the_xmp(ext, photo_jpeg, tmp_path, capsys):
-    _encode_file(capsys, photo_jpeg, tmp_path / "photo.bkc")
+def test_tiff_and_webp_outputs_hold_the_profile_the_exif_tags_and_the_xmp(ext, photo_bkc, tmp_path, capsys):
     out = tmp_path / f"out.{ext}"
-    assert _cli(capsys, "decode", tmp_path / "photo.bkc", "-o", out) == (0, "", "")
+    assert _decode_file(capsys, photo_bkc, out) == ""
     with Image.open(out) as im:
         assert im.info["icc_profile"] == ICC and im.info["xmp"] == XMP
         tags = im.getexif()
@@ -283,19 +294,16 @@ def test_tiff_and_webp_outputs_hold_the_profile_the_exif_tags_and_the_xmp(ext, p
             assert tags[0x0112] == 6
 
 
-def test_a_format_without_metadata_gets_a_one_line_warning(photo_jpeg, tmp_path, capsys):
-    _encode_file(capsys, photo_jpeg, tmp_path / "photo.bkc")
-    rc, out, err = _cli(capsys, "decode", tmp_path / "photo.bkc", "-o", tmp_path / "out.bmp")
-    assert rc == 0
-    assert err == (f"blockcodec: warning: {tmp_path / 'out.bmp'}: BMP files cannot hold the ICC profile, "
+def test_a_format_without_metadata_gets_a_one_line_warning(photo_bkc, tmp_path, capsys):
+    assert _decode_file(capsys, photo_bkc, tmp_path / "out.bmp") == (f"blockcodec: warning: {tmp_path / 'out.bmp'}: BMP files cannot hold the ICC profile, "
                    f"EXIF and XMP; not written\n")
 
 
-def test_the_orientation_is_kept_as_a_tag_and_not_applied(photo_jpeg, tmp_path, capsys):
+def test_the_orientation_is_kept_as_a_tag_and_not_applied(tmp_path, capsys):
     tall = tmp_path / "tall.jpg"
     Image.fromarray(smooth_image(24, 16)).save(tall, exif=metadata.EXIF_PREFIX + EXIF)
     _encode_file(capsys, tall, tmp_path / "tall.bkc")
-    assert _cli(capsys, "decode", tmp_path / "tall.bkc", "-o", tmp_path / "tall.png")[0] == 0
+    _decode_file(capsys, tmp_path / "tall.bkc", tmp_path / "tall.png")
     with Image.open(tmp_path / "tall.png") as im:
         assert im.size == (16, 24) and im.getexif()[0x0112] == 6
 
@@ -311,9 +319,8 @@ def test_strip_drops_everything_and_the_stream_is_the_one_without_metadata(photo
         metadata.CHUNK_HEADER_SIZE + len(item) for item in (ICC, EXIF, XMP))
 
 
-def test_decode_strip_writes_no_metadata(photo_jpeg, tmp_path, capsys):
-    _encode_file(capsys, photo_jpeg, tmp_path / "photo.bkc")
-    assert _cli(capsys, "decode", tmp_path / "photo.bkc", "-o", tmp_path / "out.png", "--strip") == (0, "", "")
+def test_decode_strip_writes_no_metadata(photo_bkc, tmp_path, capsys):
+    assert _decode_file(capsys, photo_bkc, tmp_path / "out.png", "--strip") == ""
     assert not {"icc_profile", "exif", "xmp"} & set(_info_of(tmp_path / "out.png"))
 
 
@@ -326,9 +333,31 @@ def test_a_png_input_keeps_its_metadata_too(tmp_path, capsys):
     assert blockcodec.read_metadata((tmp_path / "in.bkc").read_bytes()) == Metadata(ICC, EXIF, XMP)
 
 
-def test_info_lists_the_chunks(photo_jpeg, tmp_path, capsys):
-    _encode_file(capsys, photo_jpeg, tmp_path / "photo.bkc")
-    rc, out, _ = _cli(capsys, "info", tmp_path / "photo.bkc")
+def test_a_tiff_inputs_exif_is_its_camera_tags_not_the_tags_that_lay_out_its_pixels(tmp_path, capsys):
+    tif = tmp_path / "in.tif"
+    Image.fromarray(smooth_image(16, 16)).save(tif, exif=EXIF, icc_profile=ICC)
+    _encode_file(capsys, tif, tmp_path / "in.bkc")
+    carried = blockcodec.read_metadata((tmp_path / "in.bkc").read_bytes())
+    tags = Image.Exif()
+    tags.load(carried.exif)
+    assert (tags[0x010F], tags[0x0110]) == ("Blockcodec", "Test Camera")
+    assert not {256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 34675} & set(tags)   # width .. strips, ICC
+    assert carried.icc_profile == ICC
+
+
+def test_an_exif_too_large_for_a_jpeg_segment_is_left_out_of_a_jpeg_with_a_warning(tmp_path, capsys):
+    tags = Image.Exif()
+    tags[0x010E] = "x" * 70_000                      # ImageDescription: past JPEG's 64 KiB APP1
+    (tmp_path / "big.bkc").write_bytes(_encode(smooth_image(16, 16), metadata=Metadata(ICC, tags)))
+    err = _decode_file(capsys, tmp_path / "big.bkc", tmp_path / "big.jpg")
+    assert err == f"blockcodec: warning: {tmp_path / 'big.jpg'}: JPEG files cannot hold the EXIF; not written\n"
+    assert _info_of(tmp_path / "big.jpg")["icc_profile"] == ICC
+    _decode_file(capsys, tmp_path / "big.bkc", tmp_path / "big.png")
+    assert len(_info_of(tmp_path / "big.png")["exif"]) > 70_000
+
+
+def test_info_lists_the_chunks(photo_jpeg, photo_bkc, tmp_path, capsys):
+    rc, out, _ = _cli(capsys, "info", photo_bkc)
     assert rc == 0
     line = next(row for row in out.splitlines() if row.startswith("metadata:"))
     assert line.split(":", 1)[1].strip() == (f"ICC profile {len(ICC)} bytes (sRGB built-in), EXIF {len(EXIF)} "
@@ -365,3 +394,18 @@ def test_pillow_opens_a_bkc_with_its_metadata_in_info_and_saves_it_through(photo
         im.save(tmp_path / "c.bkc", exif=b"", xmp=b"<x:xmpmeta/>", **FAST)   # save() arguments win
     assert _info_of(tmp_path / "b.png")["icc_profile"] == ICC          # Pillow's PNG writer keeps im.info's
     assert blockcodec.read_metadata((tmp_path / "c.bkc").read_bytes()) == Metadata(ICC, None, b"<x:xmpmeta/>")
+
+
+def test_every_damage_to_the_section_is_a_one_line_error_or_a_valid_reading():
+    """Each section byte set to 0x00 and 0xFF, and every truncation, with the CRC
+    refitted so that the chunk rules alone decide."""
+    section = _section(GOOD)
+    damaged = [section[:i] + bytes([v]) + section[i + 1:] for i in range(len(section)) for v in (0, 0xFF)]
+    damaged += [section[:i] for i in range(len(section))]
+    for candidate in damaged:
+        try:
+            carried = blockcodec.read_metadata(_with_section(GOOD, candidate))
+        except blockcodec.BlockcodecError as exc:
+            assert str(exc).startswith("corrupt stream: ") and "\n" not in str(exc)
+        else:
+            assert metadata.pack(carried) == candidate   # what is accepted is read exactly
