@@ -27,15 +27,11 @@ EXIF_PREFIX = b"Exif\0\0"
 TIFF_HEADERS = (b"II*\0", b"MM\0*")
 _LABELS = {"icc_profile": "ICC profile", "exif": "EXIF", "xmp": "XMP"}
 
-# Pillow writers that can hold each item, and the most bytes each can take
-# (None: the format's own limit is above ours).  JPEG's markers hold 65533
-# bytes, less the APP1 prefixes ("Exif\0\0", the XMP namespace).
-_WRITERS = {
-    "PNG": {"icc_profile": None, "exif": None, "xmp": None},
-    "JPEG": {"icc_profile": None, "exif": 65533 - len(EXIF_PREFIX), "xmp": 65533 - 29},
-    "WEBP": {"icc_profile": None, "exif": None, "xmp": None},
-    "TIFF": {"icc_profile": None, "exif": None, "xmp": None},
-}
+# The Pillow formats whose writers hold all three items.  A JPEG marker holds
+# 65533 bytes, less the APP1 prefix that names its content, so EXIF and XMP
+# past that cannot go into a JPEG (an ICC profile is split over many markers).
+WRITABLE_FORMATS = ("PNG", "JPEG", "TIFF", "WEBP")
+_JPEG_LIMITS = {"exif": 65533 - len(EXIF_PREFIX), "xmp": 65533 - len(b"http://ns.adobe.com/xap/1.0/\0")}
 
 # Tags a TIFF file's first IFD holds to describe its own pixels: Pillow's
 # getexif() of a TIFF returns them with the camera tags, but they belong to
@@ -89,9 +85,9 @@ class Metadata:
             object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:   # sizes, not megabytes of profile
-        sizes = (f"{f.name}=" + ("None" if getattr(self, f.name) is None else f"<{len(getattr(self, f.name))} bytes>")
-                 for f in fields(self))
-        return f"Metadata({', '.join(sizes)})"
+        values = ((f.name, getattr(self, f.name)) for f in fields(self))
+        return "Metadata(" + ", ".join(f"{name}={'None' if v is None else f'<{len(v)} bytes>'}"
+                                       for name, v in values) + ")"
 
     def __bool__(self) -> bool:
         return any(getattr(self, f.name) is not None for f in fields(self))
@@ -158,7 +154,10 @@ def _exif_of(image) -> bytes | None:
     if "Raw profile type exif" in info:    # ImageMagick's PNG text chunk; Pillow's getexif() reads it
         return image.getexif().tobytes()
     if image.format == "TIFF":
-        exif = image.getexif()
+        from PIL import Image
+
+        exif = Image.Exif()
+        exif.load(image.getexif().tobytes())   # a copy: the image's own Exif object stays as it is
         for tag in _TIFF_LAYOUT_TAGS & set(exif):
             del exif[tag]
         return exif.tobytes() if len(exif) else None
@@ -166,9 +165,10 @@ def _exif_of(image) -> bytes | None:
 
 
 def from_image(image) -> Metadata:
-    """The ICC profile, EXIF and XMP of a PIL image (after ``load()``: PNG
-    chunks after the pixels count too).  An item the format cannot carry is
-    dropped with a MetadataWarning, so that it never stops an encode."""
+    """The ICC profile, EXIF and XMP of a PIL image.  An item the format
+    cannot carry is dropped with a MetadataWarning, so that it never stops an
+    encode."""
+    image.load()   # PNG chunks after the pixels land in im.info only then
     info = image.info
     xmp = info.get("xmp") or info.get("XML:com.adobe.xmp")
     kept = {}
@@ -188,10 +188,8 @@ def resolve(image, metadata) -> Metadata:
     if isinstance(metadata, Metadata):
         return metadata
     if isinstance(metadata, bool):
-        try:
-            from PIL import Image
-        except ImportError:  # pragma: no cover - pillow is a dependency
-            return Metadata()
+        from PIL import Image
+
         return from_image(image) if metadata and isinstance(image, Image.Image) else Metadata()
     raise BlockcodecError(f"metadata must be True, False or a blockcodec.Metadata, got {type(metadata).__name__}")
 
@@ -201,11 +199,10 @@ def save_options(metadata: Metadata, fmt: str) -> tuple[dict, list[str]]:
     of Pillow format ``fmt``, and the items that format cannot hold (for a
     warning).  ICC and EXIF go into PNG and JPEG byte for byte; TIFF holds
     the EXIF tags in its own IFD, so their bytes are rewritten."""
-    writer = _WRITERS.get(fmt, {})
     options, dropped = {}, []
     for name, value in metadata.items():
-        if name not in writer or (writer[name] is not None and len(value) > writer[name]) \
-                or (name == "xmp" and fmt == "PNG" and not _is_utf8(value)):
+        if fmt not in WRITABLE_FORMATS or (fmt == "JPEG" and len(value) > _JPEG_LIMITS.get(name, len(value))) \
+                or (fmt == "PNG" and name == "xmp" and not _is_utf8(value)):   # PNG's iTXt is text
             dropped.append(_LABELS[name])
         else:
             options[name] = value

@@ -98,6 +98,17 @@ def test_codec_encode_takes_the_same_choice_and_reports_what_it_carried():
     assert not codec.encode(_photo(icc_profile=ICC), keep_trace=False, metadata=False).metadata
 
 
+def test_a_pngs_exif_chunk_after_the_pixels_is_kept_too():
+    buf = io.BytesIO()
+    Image.fromarray(smooth_image(16, 16)).save(buf, format="PNG")
+    png = buf.getvalue()
+    late = struct.pack(">I", len(EXIF)) + b"eXIf" + EXIF + struct.pack(">I", zlib.crc32(b"eXIf" + EXIF))
+    iend = png.rindex(b"IEND") - 4
+    with Image.open(io.BytesIO(png[:iend] + late + png[iend:])) as im:
+        assert "exif" not in im.info                                 # Pillow reads it only with the pixels
+        assert blockcodec.read_metadata(_encode(im)).exif == EXIF
+
+
 def test_xmp_may_be_given_as_text_as_pngs_itxt_chunk_holds_it():
     data = _encode(_photo(**{"XML:com.adobe.xmp": XMP.decode("utf-8")}))
     assert blockcodec.read_metadata(data).xmp == XMP
