@@ -21,8 +21,8 @@ Adding a subcommand (``train``, ``restore``, ...): write ``add_<name>_parser``
 that adds a subparser and sets ``func=cmd_<name>`` via ``set_defaults``, write
 ``cmd_<name>(args) -> int``, and append the adder to ``SUBCOMMANDS``.  Inside a
 command, raise ``CliError`` (or let ``BlockcodecError`` propagate) for bad input,
-use ``read_input_bytes`` / ``load_image`` (``read_image`` with metadata) to read, ``check_output`` before doing
-any expensive work, and ``write_output`` to write.
+use ``read_input_bytes`` / ``load_image`` (``read_image`` with metadata) to read,
+``check_output`` before doing any expensive work, and ``write_output`` to write.
 """
 from __future__ import annotations
 
@@ -394,7 +394,7 @@ def image_file_bytes(image: np.ndarray, fmt: str, path: str, carried: Metadata) 
 
     options, dropped = metadata_save_options(carried, fmt)
     if dropped:
-        items = " and ".join(filter(None, [", ".join(dropped[:-1]), dropped[-1]]))
+        items = dropped[0] if len(dropped) == 1 else ", ".join(dropped[:-1]) + " and " + dropped[-1]
         warn(f"{_name(path, output=True)}: {fmt} files cannot hold the {items}; not written")
     buf = io.BytesIO()
     try:
