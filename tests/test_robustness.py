@@ -225,6 +225,18 @@ def test_crc_mismatch_message():
         blockcodec.decode(bytes(data))
 
 
+def test_crc_is_not_a_signature():
+    """FORMAT.md 1.6: the CRC-32 catches damage, not edits.  A stream edited
+    consistently and given a new CRC is a valid stream: here another classical
+    predictor (nothing in the payload depends on it) decodes, without an
+    error, to another image of the same size."""
+    data = blockcodec.encode(textured_image(16, 16, 1, seed=1), 90, predictor="planar", postfilter="none")
+    image = blockcodec.decode(data)
+    for predictor_id in (0, 1):
+        other = blockcodec.decode(forge(data, predictor_id=predictor_id))
+        assert other.shape == image.shape and (other != image).any(), predictor_id
+
+
 # --------------------------------------------------------------- header checks
 
 @pytest.mark.parametrize(
