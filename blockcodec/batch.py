@@ -87,6 +87,16 @@ def _run_one(work: Work, src: str, dst: str, args, bar: progress.Bar | None = No
     return message, captured.getvalue()
 
 
+def _share_cores(threads: int) -> None:
+    """Worker initializer: N workers share the cores, rather than each running
+    a thread per core (the BlockCNN kernel and torch size their thread pools
+    from torch's count, which OMP_NUM_THREADS sets when torch loads)."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:   # already loaded in the parent before the fork
+        torch.set_num_threads(threads)
+
+
 def run(work: Work, inputs: list[str], outputs: list[str], args, *, jobs: int = 1, quiet: bool = False) -> int:
     """Code every (input, output) pair; returns the exit status."""
     show = progress.wanted(quiet)
@@ -108,7 +118,9 @@ def run(work: Work, inputs: list[str], outputs: list[str], args, *, jobs: int = 
             for src, dst in zip(inputs, outputs):
                 report(src, _run_one(work, src, dst, args, bar if single else None))
         else:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(inputs))) as pool:
+            workers = min(jobs, len(inputs))
+            with ProcessPoolExecutor(max_workers=workers, initializer=_share_cores,
+                                     initargs=(max(1, (os.cpu_count() or 1) // workers),)) as pool:
                 futures = {pool.submit(_run_one, work, src, dst, args): src for src, dst in zip(inputs, outputs)}
                 for future in as_completed(futures):
                     report(futures[future], future.result())

@@ -479,12 +479,12 @@ when it is a terminal (over files for a batch, over 8x8 blocks for one image).
 """
 
 
-def _add_batch_arguments(p, what: str) -> None:
+def _add_batch_arguments(p, what: str, output: str) -> None:
     """IN..., and -o OUT for one file or -d OUTDIR for many, --jobs, --quiet."""
     p.add_argument("inputs", metavar="IN", nargs="+",
                    help=f"input {what}(s), or '-' for standard input (with -o)")
     out = p.add_mutually_exclusive_group(required=True)
-    out.add_argument("-o", "--output", metavar="OUT", help="output file for a single IN, or '-' for standard output")
+    out.add_argument("-o", "--output", metavar="OUT", help=f"for a single IN: the output {output}")
     out.add_argument("-d", "--output-dir", metavar="OUTDIR",
                      help="output directory for any number of INs, each named after its input "
                           "(created if missing)")
@@ -500,7 +500,7 @@ def add_encode_parser(sub) -> None:
         "encode", help="compress images to .bkc streams",
         description="Compress an image (or many, with -d) to a blockcodec stream.",
         epilog=ENCODE_EPILOG, formatter_class=_FORMATTER)
-    _add_batch_arguments(p, "image file")
+    _add_batch_arguments(p, "image file", ".bkc file, or '-' for standard output")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("-q", "--quality", type=_quality, default=None, metavar="Q",
                       help="quality 1 (smallest) .. 100 (best); default 75")
@@ -620,7 +620,7 @@ def add_decode_parser(sub) -> None:
         "decode", help="decompress .bkc streams to images",
         description="Decompress a blockcodec stream (or many, with -d) to an image file.",
         epilog=DECODE_EPILOG, formatter_class=_FORMATTER)
-    _add_batch_arguments(p, ".bkc file")
+    _add_batch_arguments(p, ".bkc file", "image (format from the extension), or '-' for PNG on standard output")
     p.add_argument("--format", type=_extension, default=".png", metavar="EXT",
                    help="with -d: the output files' extension, which sets their format (default png)")
     p.add_argument("--postfilter", choices=list(postfilter.NAMES), default=None, metavar="NAME",

@@ -170,3 +170,9 @@ def test_the_coding_loop_reports_every_block_once(shape, subsampling):
     steps.clear()
     codec.decode_result(data, progress=steps.append)
     assert sum(steps) == blocks
+
+
+def test_workers_share_the_cores_instead_of_each_taking_all():
+    code = "from blockcodec import batch; batch._share_cores(1); import torch; print(torch.get_num_threads())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "1"
