@@ -650,6 +650,8 @@ def decode_file(src: str, dst: str, args, bar) -> None:
     data = read_input_bytes(src)
     header, _ = bitstream.unpack(data)
     bar.expect(_block_count(header.width, header.height, header.mode))
+    if (args.postfilter or postfilter.name_of(header.postfilter_id)) != "none":
+        bar.finishing = "post-filter"   # after the last block, for about as long again
     result = decode_result(data, postfilter_choice=args.postfilter, progress=bar, max_pixels=args.max_pixels)
     bar.close()
     out = image_file_bytes(result.image, fmt, dst, Metadata() if args.strip else result.metadata)

@@ -23,6 +23,8 @@ class Bar:
 
     def __init__(self, enabled: bool, unit: str, total: int = 0):
         self._enabled, self._unit, self._bar = enabled, unit, None
+        # shown once the total is reached, for work that follows without a count (the post-filter)
+        self.finishing = ""
         self._stream = sys.stderr   # the terminal, even if the work later redirects sys.stderr
         if total:
             self.expect(total)
@@ -43,6 +45,8 @@ class Bar:
     def __call__(self, n: int = 1) -> None:
         if self._bar is not None:
             self._bar.update(n)
+            if self.finishing and self._bar.n >= self._bar.total:
+                self._bar.set_description_str(self.finishing)
 
     def write(self, line: str) -> None:
         """Print a line to standard error without tearing the bar."""

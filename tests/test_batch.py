@@ -151,6 +151,12 @@ def test_one_image_shows_a_bar_over_blocks_on_a_terminal(tmp_path):
     assert rc == 0 and shown == ""
 
 
+def test_decoding_one_image_shows_its_blocks_then_the_post_filter(tmp_path):
+    (tmp_path / "big.bkc").write_bytes(blockcodec.encode(textured_image(256, 256, 3), predictor="planar"))
+    rc, shown = _on_a_terminal(["decode", tmp_path / "big.bkc", "-o", tmp_path / "big.png"])
+    assert rc == 0 and "block" in shown and "post-filter" in shown
+
+
 def test_no_bar_when_standard_error_is_not_a_terminal(tmp_path, pngs):
     proc = subprocess.run([sys.executable, "-m", "blockcodec", "encode", str(tmp_path / "a.png"), "-o",
                            str(tmp_path / "a.bkc"), *FAST], capture_output=True, stdin=subprocess.DEVNULL)
