@@ -846,6 +846,7 @@ def add_restore_parser(sub) -> None:
                         "(self-ensemble: a little better, 8x slower)")
     p.add_argument("--strip", action="store_true",
                    help="do not copy the JPEG's ICC profile, EXIF and XMP to OUT (copied by default)")
+    _add_max_pixels_argument(p, "JPEGs")
     p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print a summary (size, colour, model, time) to standard error")
@@ -870,10 +871,13 @@ def cmd_restore(args) -> int:
             net = frozen(load_weights(args.weights)[0])
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise CliError(f"cannot load restoration weights {args.weights!r}: {_one_line(exc)}") from None
-    started = time.perf_counter()
-    image = restore_jpeg(data, net, ensemble=args.ensemble)
-    seconds = time.perf_counter() - started
-    carried = Metadata() if args.strip else _jpeg_metadata(data, _display(args.input))
+    from PIL import Image
+    with _pillow_pixel_limit(Image, args.max_pixels), warnings.catch_warnings():   # both of Pillow's reads
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # restore_jpeg refuses those
+        started = time.perf_counter()
+        image = restore_jpeg(data, net, ensemble=args.ensemble, max_pixels=args.max_pixels)
+        seconds = time.perf_counter() - started
+        carried = Metadata() if args.strip else _jpeg_metadata(data, _display(args.input))
     write_output(args.output, image_file_bytes(image, fmt, args.output, carried), force=args.force)
     if args.verbose:
         model = args.weights or args.model or RESTORE_DEFAULT

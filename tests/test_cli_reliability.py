@@ -296,3 +296,18 @@ def test_api_max_pixels(noise_bkc):
         with pytest.raises(blockcodec.BlockcodecError, match="max_pixels"):
             blockcodec.decode(data, max_pixels=bad)
     assert blockcodec.encode(img, max_pixels=np.int64(100))
+
+
+def test_restore_follows_the_same_limit(tmp_path, capsys, monkeypatch):
+    """``restore`` reads JPEGs under the same limit: refused over --max-pixels
+    from the header, accepted between Pillow's own limit and 2^27."""
+    from blockcodec.restoration.jpeg import restore_jpeg
+    src = tmp_path / "in.jpg"
+    Image.fromarray(np.full((24, 40), 99, np.uint8)).save(src, format="JPEG", quality=50)
+    rc, _, err = call(["restore", src, "-o", tmp_path / "o.png", "--max-pixels", 24 * 40 - 1], capsys)
+    assert rc == 1 and "--max-pixels" in err and len(err.splitlines()) == 1
+    with pytest.raises(blockcodec.BlockcodecError, match="max_pixels"):
+        restore_jpeg(src.read_bytes(), None, max_pixels=24 * 40 - 1)   # before the network is needed
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    rc, _, err = call(["restore", src, "-o", tmp_path / "o.png"], capsys)
+    assert rc == 0 and err == "" and Image.MAX_IMAGE_PIXELS == 100

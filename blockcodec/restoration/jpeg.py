@@ -13,20 +13,26 @@ import io
 
 import numpy as np
 
+from ..bitstream import MAX_PIXELS, check_dimensions
 from ..errors import BlockcodecError
 from .base import RestorationNet, quality_feature
 from .tiling import restore
 
 
-def restore_jpeg(data: bytes, net: RestorationNet, ensemble: bool = False) -> np.ndarray:
+def restore_jpeg(data: bytes, net: RestorationNet, ensemble: bool = False,
+                 max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """uint8 HxW (grayscale JPEG) or HxWx3 RGB: the restored image
-    (``ensemble``: the 8-transform self-ensemble of ``tiling.restore``)."""
+    (``ensemble``: the 8-transform self-ensemble of ``tiling.restore``).  A
+    JPEG of more than ``max_pixels`` is refused from its header."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise BlockcodecError(f"refusing the JPEG: {exc}") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise BlockcodecError(f"not an image Pillow can read ({exc})") from None
+    check_dimensions(im.width, im.height, max_pixels)   # before any pixel is decoded
     if im.format != "JPEG":
         raise BlockcodecError(f"not a JPEG file (Pillow reads it as {im.format or 'unknown'})")
     tables = getattr(im, "quantization", None) or {}
