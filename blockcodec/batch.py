@@ -122,8 +122,12 @@ def run(work: Work, inputs: list[str], outputs: list[str], args, *, jobs: int = 
             with ProcessPoolExecutor(max_workers=workers, initializer=_share_cores,
                                      initargs=(max(1, (os.cpu_count() or 1) // workers),)) as pool:
                 futures = {pool.submit(_run_one, work, src, dst, args): src for src, dst in zip(inputs, outputs)}
-                for future in as_completed(futures):
-                    report(futures[future], future.result())
+                try:
+                    for future in as_completed(futures):
+                        report(futures[future], future.result())
+                except BaseException:   # a signal: finish the files in hand, start no others
+                    pool.shutdown(cancel_futures=True)
+                    raise
     if failed and not single:
         print(f"{PROG}: {failed} of {len(inputs)} files failed", file=sys.stderr, flush=True)
     return 1 if failed else 0

@@ -110,24 +110,24 @@ class _Parser(argparse.ArgumentParser):
 _FORMATTER = argparse.RawDescriptionHelpFormatter
 
 
-def _quality(text: str) -> int:
-    try:
-        q = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"quality must be an integer 1..100, got {text!r}") from None
-    if not 1 <= q <= 100:
-        raise argparse.ArgumentTypeError(f"quality must be in 1..100, got {q}")
-    return q
-
-
-def _positive_int(text: str) -> int:
+def _int_in(text: str, what: str, lo: int, hi: int | None = None) -> int:
+    """An argparse integer in lo..hi (no upper bound without hi)."""
+    span = f"in {lo}..{hi}" if hi is not None else f"at least {lo}"
     try:
         n = int(text, 10)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"{what} must be an integer {span}, got {text!r}") from None
+    if n < lo or (hi is not None and n > hi):
+        raise argparse.ArgumentTypeError(f"{what} must be {span}, got {n}")
     return n
+
+
+def _quality(text: str) -> int:
+    return _int_in(text, "quality", 1, 100)
+
+
+def _positive_int(text: str) -> int:
+    return _int_in(text, "the value", 1)
 
 
 def _max_pixels(text: str) -> int:
@@ -903,10 +903,7 @@ examples:
 
 
 def _zoom(text: str) -> int:
-    n = _positive_int(text)
-    if n > 8:
-        raise argparse.ArgumentTypeError(f"zoom must be 1..8, got {n}")
-    return n
+    return _int_in(text, "zoom", 1, 8)
 
 
 def _crop(text: str) -> str:

@@ -94,7 +94,7 @@ def test_an_existing_output_fails_that_file_only(tmp_path, pngs, capsys):
     (["encode", "a.png", "sub/a.png", "-d", "out"], "distinct names"),
     (["decode", "a.bkc", "-d", "out", "--format", "nope"], "cannot write that format"),
     (["encode", "a.png"], "one of the arguments -o/--output -d/--output-dir is required"),
-    (["encode", "a.png", "-d", "out", "--jobs", "0"], "positive integer"),
+    (["encode", "a.png", "-d", "out", "--jobs", "0"], "must be at least 1"),
 ])
 def test_usage_errors(argv, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

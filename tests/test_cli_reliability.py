@@ -311,3 +311,28 @@ def test_restore_follows_the_same_limit(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     rc, _, err = call(["restore", src, "-o", tmp_path / "o.png"], capsys)
     assert rc == 0 and err == "" and Image.MAX_IMAGE_PIXELS == 100
+
+
+def test_signal_stops_a_batch_without_starting_more_files(tmp_path, noise_png):
+    """A batch signalled mid-way finishes the files its workers hold, starts
+    none of the others, leaves no temp file and ends with 128 + the signal."""
+    inputs = []
+    for i in range(12):
+        inputs.append(tmp_path / f"in{i}.png")
+        inputs[-1].write_bytes(noise_png.read_bytes())
+    out = tmp_path / "out"
+    slow = PAUSING_CLI.replace("def pause():\n    open(marker, \"w\").close()\n    time.sleep(120)",
+                               "def pause():\n    open(marker, \"w\").close()\n    time.sleep(0.5)")
+    assert slow != PAUSING_CLI
+    proc = subprocess.Popen([sys.executable, "-c", slow, "work", str(tmp_path / "paused"), "encode", *map(str, inputs),
+                             "-d", str(out), "--jobs", "2", "--predictor", "planar", "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_reset_signals)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "paused").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 128 + signal.SIGTERM, proc.stderr.read().decode()
+    written = [p.name for p in out.iterdir()]
+    assert all(not name.startswith(".") for name in written)
+    assert len(written) <= 4, written

@@ -56,15 +56,11 @@ def test_search_without_an_estimate_is_exact():
 
 
 @pytest.mark.parametrize("estimate", [None, full_curve])
-def test_an_unreachable_target_returns_quality_1(estimate):
-    enc, reached = ratecontrol.find_quality(lambda q: FakeEncoding(q, full_curve(q)), 0.01, estimate)
-    assert (enc.quality, reached) == (1, False)
-
-
-@pytest.mark.parametrize("estimate", [None, full_curve])
-def test_a_target_above_quality_100_returns_100(estimate):
-    enc, reached = ratecontrol.find_quality(lambda q: FakeEncoding(q, full_curve(q)), 1e6, estimate)
-    assert (enc.quality, reached) == (100, True)
+@pytest.mark.parametrize("target, quality, reached", [(0.01, 1, False), (1e6, 100, True)],
+                         ids=["unreachable: quality 1", "above quality 100: 100"])
+def test_targets_beyond_the_quality_range(estimate, target, quality, reached):
+    enc, ok = ratecontrol.find_quality(lambda q: FakeEncoding(q, full_curve(q)), target, estimate)
+    assert (enc.quality, ok) == (quality, reached)
 
 
 def test_mosaic_samples_a_small_share_of_a_large_image_in_whole_tiles():
