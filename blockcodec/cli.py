@@ -320,15 +320,15 @@ def output_target(path: str) -> str:
                    f"(use '-o -' for standard output)")
 
 
-def _write_all(write, data: bytes, fileno=None) -> None:
+def _write_all(write, data: bytes, stream=None) -> None:
     """Call ``write`` until every byte is out.  An unbuffered stream (python -u)
     or a raw file may take fewer bytes than offered, and a short write must
-    never pass for success; a non-blocking one may take none for a while."""
+    never pass for success; a non-blocking ``stream`` may take none for a while."""
     view = memoryview(data)
     while view:
         n = write(view)
-        if n is None and fileno is not None:
-            select.select([], [fileno], [])
+        if n is None and stream is not None:
+            select.select([], [stream], [])
         view = view[n or 0:]
 
 
@@ -348,7 +348,7 @@ def write_output(path: str, data: bytes, *, force: bool = False) -> None:
     goes beside the file it points to and replaces that file (``output_target``)."""
     if path == STDIO:
         out = sys.stdout.buffer
-        _write_all(out.write, data, sys.stdout.fileno())
+        _write_all(out.write, data, sys.stdout)
         out.flush()
         return
     target = output_target(path)
