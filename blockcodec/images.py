@@ -8,6 +8,7 @@ Floating-point arrays, empty images and other shapes are refused.
 """
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -22,24 +23,36 @@ class ConversionWarning(UserWarning):
 
 def source_bits_per_sample(img) -> int:
     """Bits per sample of the file a PIL image was read from.  Pillow opens
-    16-bit RGB(A) PNGs and TIFFs as 8-bit "RGB"/"RGBA", so the mode alone
+    16-bit RGB(A) PNGs, TIFFs and PPMs as 8-bit "RGB"/"RGBA", so the mode alone
     hides that it dropped the low byte; the file still tells."""
     for tile in getattr(img, "tile", None) or ():   # until load(), the raw mode names the depth
         rawmode = tile.args if isinstance(tile.args, str) else (tile.args or ("",))[0]
         if isinstance(rawmode, str) and ";16" in rawmode:
             return 16
+        if tile.codec_name in ("ppm", "ppm_plain") and tile.args[1:] and tile.args[1] > 255:   # PPM's maxval
+            return 16
     if img.format == "TIFF":
         bits = img.tag_v2.get(258, 8)   # BitsPerSample, one value per sample
         return max(bits) if isinstance(bits, tuple) else int(bits)
-    if img.format == "PNG" and getattr(img, "filename", None):
-        try:
-            with open(img.filename, "rb") as f:
-                head = f.read(25)
-        except OSError:
-            return 8
-        if head[12:16] == b"IHDR":
-            return head[24]
+    head = _file_head(img, 512)   # after load(), read from a named file again
+    if img.format == "PNG" and head[12:16] == b"IHDR":
+        return head[24]
+    if img.format == "PPM":
+        fields = re.sub(rb"#[^\r\n]*", b" ", head).split()   # magic, width, height, maxval
+        if len(fields) > 3 and fields[0] in (b"P3", b"P6") and fields[3].isdigit() and int(fields[3]) > 255:
+            return 16
     return 8
+
+
+def _file_head(img, n: int) -> bytes:
+    name = getattr(img, "filename", None)
+    if not name:
+        return b""
+    try:
+        with open(name, "rb") as f:
+            return f.read(n)
+    except OSError:
+        return b""
 
 
 def _from_pil(img) -> np.ndarray:

@@ -53,17 +53,25 @@ def tiff16(array: np.ndarray) -> bytes:
     return b"II*\0" + struct.pack("<I", ifd_at) + struct.pack(f"<{c}H", *[16] * c) + pixels + ifd
 
 
+def ppm16(array: np.ndarray) -> bytes:
+    """A 16-bit binary PPM (maxval 65535); Pillow reads it as RGB without the low bytes."""
+    h, w, _ = array.shape
+    return f"P6\n{w} {h}\n65535\n".encode() + array.astype(">u2").tobytes()
+
+
 def _image16(channels: int) -> np.ndarray:
     return np.random.default_rng(channels).integers(0, 65536, (12, 20, channels)).astype(np.uint16)
 
 
-FILES = {"png-rgb": (png16, 3), "png-rgba": (png16, 4), "tiff-rgb": (tiff16, 3), "tiff-rgba": (tiff16, 4)}
+FILES = {"png-rgb": (png16, 3), "png-rgba": (png16, 4), "tiff-rgb": (tiff16, 3), "tiff-rgba": (tiff16, 4),
+         "ppm-rgb": (ppm16, 3)}
+EXTENSIONS = {png16: ".png", tiff16: ".tif", ppm16: ".ppm"}
 
 
 @pytest.fixture(params=list(FILES))
 def sixteen_bit_file(request, tmp_path):
     write, channels = FILES[request.param]
-    path = tmp_path / ("img.png" if write is png16 else "img.tif")
+    path = tmp_path / ("img" + EXTENSIONS[write])
     path.write_bytes(write(_image16(channels)))
     return path
 
