@@ -563,8 +563,12 @@ def encode_file(src: str, dst: str, args, bar) -> None:
         full_encodes.append(q)
         return _encode_at(image, q, args, progress=bar, metadata=carried)
 
+    def estimate_bpp(sample: np.ndarray, q: int) -> float:   # the mosaic's encodes move the bar too
+        bar.expect(_block_count(sample.shape[1], sample.shape[0], mode))
+        return _encode_at(sample, q, args, progress=bar).result.bpp
+
     if args.target_bpp is not None:
-        estimate_at = ratecontrol.estimator(image, lambda sample, q: _encode_at(sample, q, args).result.bpp)
+        estimate_at = ratecontrol.estimator(image, estimate_bpp)
         enc, reached = ratecontrol.find_quality(encode_at, args.target_bpp, estimate_at)
         if not reached:
             warn(f"even quality 1 needs {enc.result.bpp:.3f} bpp, more than the target "
