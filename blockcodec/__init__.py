@@ -20,24 +20,27 @@ from .errors import BlockcodecError
 from .images import ConversionWarning, as_image_array
 from .metadata import Metadata, MetadataWarning, resolve as _resolve_metadata
 from .quantization import Rounding
+from .rdoq import DEFAULT_EFFORT
 
 __version__ = "0.2.0"
 
 
 def encode(image, quality: int = 75, *, subsampling: str = "420", predictor: str = predictors.DEFAULT,
            dc_prediction: bool | None = None, postfilter: str = postfilters.DEFAULT,
-           max_pixels: int = MAX_PIXELS, metadata: bool | Metadata = True) -> bytes:
+           effort: int = DEFAULT_EFFORT, max_pixels: int = MAX_PIXELS, metadata: bool | Metadata = True) -> bytes:
     """Compress a uint8 image (numpy H x W or H x W x 3, or a PIL image) to bytes.
     ``predictor`` is a name from ``blockcodec.predictors.REGISTRY`` (default: the
     shipped BlockCNN); ``postfilter`` is the restoration network the stream asks
     its decoder to apply, a name from ``blockcodec.postfilters.NAMES`` or "none"
-    (it does not change the coded bits).  Images over ``max_pixels`` pixels (at
+    (it does not change the coded bits).  ``effort`` 0..3 trades encode time
+    for size (rate-distortion optimized quantization from 1 up; decoding speed
+    does not depend on it).  Images over ``max_pixels`` pixels (at
     most the format's 2^27) are refused before any work.  ``metadata``: True
     (default) keeps the ICC profile, EXIF and XMP of a PIL image, False strips
     them, a ``blockcodec.Metadata`` is carried as given.  EXIF orientation
     stays a tag: the pixels are coded as stored."""
     cfg = CodecConfig(quality=quality, subsampling=subsampling, predictor=predictor,
-                      dc_prediction=dc_prediction, postfilter=postfilter)
+                      dc_prediction=dc_prediction, postfilter=postfilter, effort=effort)
     carried = _resolve_metadata(image, metadata)   # from the PIL image, before it becomes an array
     return Codec(cfg).encode(as_image_array(image, max_pixels), keep_trace=False, metadata=carried).data
 

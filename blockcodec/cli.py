@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import __version__, bitstream, postfilter, predictors, tempfiles
+from . import __version__, bitstream, postfilter, predictors, rdoq, tempfiles
 from .errors import BlockcodecError
 from .images import ConversionWarning
 from .metadata import Metadata, MetadataWarning, describe as describe_metadata, from_image as metadata_of
@@ -439,7 +439,7 @@ def _encode_at(image: np.ndarray, quality: int, args, progress=None, metadata=Fa
     from .codec import Codec, CodecConfig
 
     cfg = CodecConfig(quality=quality, subsampling=args.subsampling, predictor=args.predictor,
-                      postfilter=args.postfilter)
+                      postfilter=args.postfilter, effort=args.effort)
     return _Encoded(quality, Codec(cfg).encode(image, keep_trace=False, progress=progress, metadata=metadata))
 
 
@@ -517,6 +517,11 @@ def add_encode_parser(sub) -> None:
                    help=f"restoration network the stream asks its decoder to run, one of: "
                         f"{', '.join(postfilter.NAMES)} (default {postfilter.DEFAULT}); it does not "
                         f"change the coded bits")
+    p.add_argument("-e", "--effort", type=int, choices=list(rdoq.EFFORTS), default=rdoq.DEFAULT_EFFORT,
+                   metavar="N", help=f"encoder effort {rdoq.EFFORTS[0]}..{rdoq.EFFORTS[-1]} (default "
+                                     f"{rdoq.DEFAULT_EFFORT}): 0 quantizes with fixed rounding; 1 and up choose "
+                                     f"each block's levels by rate-distortion optimization, more passes at higher "
+                                     f"efforts (smaller files, slower encodes; decoding is the same speed)")
     p.add_argument("--strip", action="store_true",
                    help="drop the ICC profile, EXIF and XMP of IN (kept by default; EXIF orientation is "
                         "kept as a tag, not applied to the pixels, as cwebp and avifenc do)")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import bitstream, color, entropy, postfilter, predictors, quantization
+from . import bitstream, color, entropy, postfilter, predictors, quantization, rdoq
 from .bitstream import GRAY, YCBCR420, YCBCR444, Header
 from .engine import PlaneJob, PlaneTrace, Timings, code_planes, pad_guide
 from .errors import BlockcodecError
@@ -27,7 +27,10 @@ SUBSAMPLINGS = {"420": YCBCR420, "444": YCBCR444}
 class CodecConfig:
     """Encoder settings.  Only ``quality``, the colour mode, the predictor,
     the DC-prediction flag and the post-filter reach the bitstream;
-    ``rounding`` is an encoder-only rate-distortion choice.  The post-filter
+    ``effort`` (rdoq.EFFORTS) and ``rounding`` are encoder-only
+    rate-distortion choices: effort 0 quantizes with the dead-zone
+    ``rounding``, higher efforts with the rate-distortion optimized quantizer
+    (rdoq.py), at ``lambda_scale`` times the mean step squared.  The post-filter
     does not change the coded bits: it is the restoration network the stream
     asks its decoder to apply (``postfilter.NAMES``, or "none")."""
 
@@ -37,6 +40,9 @@ class CodecConfig:
     dc_prediction: bool | None = None  # None: on exactly when the predictor ignores context
     rounding: quantization.Rounding = quantization.Rounding()
     postfilter: str = postfilter.DEFAULT
+    effort: int = rdoq.DEFAULT_EFFORT
+    lambda_scale: float = rdoq.LAMBDA_SCALE
+    chroma_lambda: float = rdoq.CHROMA_LAMBDA
 
     def __post_init__(self):
         if isinstance(self.quality, bool) or not isinstance(self.quality, (int, np.integer)):
@@ -49,6 +55,15 @@ class CodecConfig:
             raise BlockcodecError(f"dc_prediction must be True, False or None, got {self.dc_prediction!r}")
         if not isinstance(self.rounding, quantization.Rounding):
             raise BlockcodecError(f"rounding must be a blockcodec.Rounding, got {type(self.rounding).__name__}")
+        if isinstance(self.effort, bool) or not isinstance(self.effort, (int, np.integer)) \
+                or self.effort not in rdoq.EFFORTS:
+            raise BlockcodecError(f"effort must be one of {', '.join(map(str, rdoq.EFFORTS))}, got {self.effort!r}")
+        if isinstance(self.lambda_scale, bool) or not isinstance(self.lambda_scale, (int, float)) \
+                or not 0 <= self.lambda_scale <= 16:
+            raise BlockcodecError(f"lambda_scale must be a number in 0..16, got {self.lambda_scale!r}")
+        if isinstance(self.chroma_lambda, bool) or not isinstance(self.chroma_lambda, (int, float)) \
+                or not 0 <= self.chroma_lambda <= 16:
+            raise BlockcodecError(f"chroma_lambda must be a number in 0..16, got {self.chroma_lambda!r}")
         predictors.get(self.predictor)  # raises for unknown names
         postfilter.check_name(self.postfilter)
 
@@ -96,7 +111,7 @@ def _plane_infos(geom: Geometry, quality: int) -> list[PlaneInfo]:
 
 
 def _code_planes(geom: Geometry, predictor, infos: list[PlaneInfo], sources=None, coefs=None,
-                 rounding=None, keep_trace: bool = False, progress=None) -> list[PlaneTrace]:
+                 rounding=None, keep_trace: bool = False, progress=None, quantizers=None) -> list[PlaneTrace]:
     """The coding loop over an image's planes, for the encoder (``sources``)
     or the decoder (``coefs``): luma first, then Cb and Cr as one group.  A
     predictor that reads guides (cross-component prediction) sees the decoded
@@ -106,7 +121,8 @@ def _code_planes(geom: Geometry, predictor, infos: list[PlaneInfo], sources=None
 
     def job(i, guides=(), reads_previous=False):
         return PlaneJob(shapes[i], infos[i], None if sources is None else sources[i],
-                        None if coefs is None else coefs[i], list(guides), reads_previous)
+                        None if coefs is None else coefs[i], list(guides), reads_previous,
+                        None if quantizers is None else quantizers[i])
 
     traces = code_planes([job(0)], predictor, rounding, keep_trace, progress)
     if len(shapes) == 3:
@@ -164,8 +180,16 @@ class Codec:
         t1 = time.perf_counter()
         predictor = predictors.get(cfg.predictor)
         dc_pred = (not predictor.causal) if cfg.dc_prediction is None else cfg.dc_prediction
-        traces = _code_planes(geom, predictor, _plane_infos(geom, cfg.quality), sources=sources,
-                              rounding=cfg.rounding.table(), keep_trace=keep_trace, progress=progress)
+        infos = _plane_infos(geom, cfg.quality)
+        quantizers = None
+        if cfg.effort > 0:
+            lams = rdoq.plane_lambdas(infos[0].qtable, len(infos), 0.25 if mode == YCBCR420 else 1.0,
+                                      cfg.lambda_scale, cfg.chroma_lambda)
+            quantizers = [rdoq.PlaneQuantizer(self.tables, info.chroma, cfg.quality, h // 8, w // 8, info.qtable,
+                                              dc_pred, lam, cfg.effort)
+                          for (h, w), info, lam in zip(geom.plane_shapes, infos, lams)]
+        traces = _code_planes(geom, predictor, infos, sources=sources, rounding=cfg.rounding.table(),
+                              keep_trace=keep_trace, quantizers=quantizers, progress=progress)
         loop = Timings()
         for tr in traces:
             loop.add(tr.timings)
@@ -185,7 +209,7 @@ class Codec:
         t2 = time.perf_counter()
         sink = entropy.Encoder(self.tables)
         for (h, w), tr, info in zip(geom.plane_shapes, traces, _plane_infos(geom, cfg.quality)):
-            entropy.code_plane(sink, tr.coefs, h // 8, w // 8, info.chroma, dc_pred)
+            entropy.code_plane(sink, tr.coefs, h // 8, w // 8, info.chroma, dc_pred, cfg.quality)
         entropy.code_end(sink)
         payload = sink.finish()
         t3 = time.perf_counter()
@@ -280,7 +304,8 @@ def decode_result(data, tables: entropy.Tables | None = None, keep_trace: bool =
     coefs = []
     try:
         for (h, w), info in zip(geom.plane_shapes, infos):
-            coefs.append(entropy.code_plane(sink, None, h // 8, w // 8, info.chroma, header.dc_prediction))
+            coefs.append(entropy.code_plane(sink, None, h // 8, w // 8, info.chroma, header.dc_prediction,
+                                            header.quality))
         entropy.code_end(sink)
     except BlockcodecError:
         raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -99,6 +100,9 @@ class PlaneJob:
     coefs: np.ndarray | None = None       # int16 [n_blocks, 64], decoder only
     guides: list[np.ndarray] = field(default_factory=list)   # complete planes, padded (pad_guide)
     reads_previous: bool = False          # also reads the group's previous plane as it is decoded
+    # Encoder only: quantize(residual, rows, cols, out) for a batch of blocks in
+    # coding order (rdoq.PlaneQuantizer); None for dead-zone rounding.
+    quantize: Callable | None = None
 
 
 class _PlaneState:
@@ -212,7 +216,10 @@ def _code_blocks(st: _PlaneState, rows, cols, pred, rounding):
         _cext.gather_blocks(st.job.source, width, height, rows, cols, src)
         residual = src.astype(np.int16) - pred
         q = np.empty((n, 64), np.int16)
-        _cext.fdct_quantize(residual, qt, rounding, q)
+        if st.job.quantize is not None:
+            st.job.quantize(residual, rows, cols, q)
+        else:
+            _cext.fdct_quantize(residual, qt, rounding, q)
         st.coefs[idx] = q
         if st.res_all is not None:
             st.res_all[idx] = residual

@@ -2,7 +2,9 @@
 
 Each plane's coefficients are coded in two passes, built so that every batch
 of symbols has its contexts known before the batch is decoded (constriction
-codes whole arrays per call; one call per symbol would be far too slow):
+codes whole arrays per call; one call per symbol would be far too slow).
+Every context row belongs to a plane class: luma or chroma, times one of
+N_QUALITY quality classes (symbol statistics shift with the quantizer).
 
 Pass A, one wavefront of blocks at a time (t = 2r + c):
   * EOB: 1 + zigzag index of the block's last nonzero coefficient, 0 for an
@@ -11,22 +13,31 @@ Pass A, one wavefront of blocks at a time (t = 2r + c):
   * DC (blocks with EOB > 0): magnitude of d = DC - p, where p is 0, or with
     DC prediction on, the median-edge (LOCO-I) predictor of the left, top and
     top-left DC values.  Context: the neighbours' |d| and whether EOB == 1.
-    Escape and sign follow at once: later wavefronts need the signed value.
+    Escape and sign (a raw bit) follow at once: later wavefronts need the
+    signed value.
 
 Pass B, one zigzag position k = 1..63 at a time, over all blocks with EOB > k:
-  * magnitude |q| (|q| - 1 at the last position, which is known nonzero).
+  * magnitude |q| (|q| - 1 at the last position, which is known nonzero),
+    in two calls, the halves of a checkerboard ((r + c) even, then odd).
     Context: frequency band of k; |q| of the block's two lower-frequency
     neighbours (u-1, v) and (u, v-1); how many positions remain before EOB;
-    whether the top and left blocks are still nonzero at k.
+    whether the top and left blocks are still nonzero at k; and for the
+    second half, the magnitudes at k of its four neighbours, all of which
+    are in the first half (Lepton-style inter-block context at one extra
+    call per position).
+  * the signs of the nonzero ones at k.  Context: k and the signs of the
+    block's own (u-1, v) and (u, v-1) coefficients.
 
-Then all escapes (magnitudes >= 17, Exp-Golomb: length context-coded, mantissa
-uniform) and all signs (uniform).
+Then all AC escapes (magnitudes >= 17, Exp-Golomb: length context-coded,
+mantissa uniform).
 
-Every magnitude symbol is drawn from a categorical table picked by its context
-id.  The tables are integer frequencies fitted on the training set
-(blockcodec/train/entropy_tables.py) and committed: no libm is involved, so a
-CDF cannot differ by one ulp between machines.  A table set is identified by
-a hash written to the bitstream.
+Every symbol is drawn from a categorical table row picked by its context.
+The tables are integer frequencies fitted on the training set
+(blockcodec/train/entropy_tables.py) and committed; the rows of the DC, AC
+and sign tables then adapt to the stream: after each call, every coded
+symbol adds ADAPT_INCREMENT to its row (exact integers in float64, so the
+model is the same on every machine; no libm is involved).  A table set is
+identified by a hash written to the bitstream.
 
 The same pass code drives encoding, decoding and statistics collection: a
 "sink" either codes the symbols it is given or decodes and returns them, so
@@ -57,11 +68,13 @@ ESC_LENGTHS = 16       # Exp-Golomb length symbols 0..15
 MAX_MAGNITUDE = 32767  # decoded magnitudes and DC values are clamped to this (corrupt streams only)
 MAX_DC_DIFFERENCE = 2 * MAX_MAGNITUDE + 1   # DC minus its prediction spans twice the int16 range
 # Every block codes an EOB symbol, whose probability never exceeds this bound
-# (checked when tables load), so each block costs at least -log2(0.917) bits: a
-# decoder can refuse a header claiming more blocks than the payload could
-# describe.  The guard's ratio is the smallest n with p^n <= 2^-8 (n blocks
-# cost at least a byte), in exact integers: 64 for 917 per mille.
-MAX_EOB_PROBABILITY_PER_MILLE = 917
+# (checked when tables load, and kept when rows adapt), so each block
+# costs at least -log2(0.98) bits: a decoder can refuse a header claiming more
+# blocks than the payload could describe.  The guard's ratio is the smallest n
+# with p^n <= 2^-8 (n blocks cost at least a byte), in exact integers: 275 for
+# 980 per mille.  (The bound is loose enough that capping the fitted EOB rows
+# to it costs under 0.03 bit per all-zero block where zero blocks are common.)
+MAX_EOB_PROBABILITY_PER_MILLE = 980
 BLOCKS_PER_PAYLOAD_BYTE = next(n for n in range(1, 1 << 16)
                                if 256 * MAX_EOB_PROBABILITY_PER_MILLE ** n <= 1000 ** n)
 
@@ -84,8 +97,8 @@ def _zz_neighbour(du: int, dv: int) -> np.ndarray:
     return out
 
 
-_ZZ_UP = _zz_neighbour(-1, 0)
-_ZZ_LEFT = _zz_neighbour(0, -1)
+ZZ_UP = _zz_neighbour(-1, 0)
+ZZ_LEFT = _zz_neighbour(0, -1)
 
 # Context quantizers, as lookup tables.
 _BAND = np.array([0] + [1] * 2 + [2] * 3 + [3] * 4 + [4] * 5 + [5] * 6 + [6] * 7 + [7] * 8 + [8] * 9 + [9] * 19)
@@ -94,17 +107,85 @@ _DC_BUCKET = np.array([0, 1, 2, 3, 3, 4, 4, 4, 4] + [5] * 8 + [6] * 16 + [7] * 3
 _NBM_BUCKET = np.array([0, 1, 2, 3, 3, 4, 4, 4, 5])                                 # 0..8
 _REM_BUCKET = np.array([0, 1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 5])         # 0..16
 
+_NB4_BUCKET = np.array([0, 1, 2, 2, 3, 3, 3] + [4] * 6 + [5] * 56)                 # 0..68
+N_QUALITY = 3          # quality classes (quality_class)
+N_CLASSES = 2          # luma, chroma
+N_PLANE_CLASSES = N_QUALITY * N_CLASSES
 N_EOB_CTX = 13         # 12 buckets + "no neighbours"
 N_DC_CTX = 9 * 2       # 8 buckets + "no neighbours", x (EOB == 1)
-N_AC_CTX = 10 * 6 * 6 * 3
-N_CLASSES = 2          # luma, chroma
+N_AC_BASE = 10 * 6 * 6 * 3
+N_NB4 = 7              # checkerboard: 6 buckets of the 4 neighbours' magnitudes, + "first half"
+N_AC_CTX = N_AC_BASE * N_NB4
+N_SIGN_GROUPS = 15     # zigzag positions 1..14 each, then 15..63 together
+N_SIGN_CTX = N_SIGN_GROUPS * 3 * 3
+NBM_MAX, REM_MAX, NB4_MAX = 8, 16, 4 * ESC   # caps of the AC context's inputs
+FIRST_HALF = N_NB4 - 1
+
+
+def quality_class(quality: int) -> int:
+    """Symbol statistics shift with the quantizer: every table has one set of
+    rows per quality class."""
+    return 0 if quality <= 30 else (1 if quality <= 60 else 2)
+
+
+def plane_class(chroma: bool, quality: int) -> int:
+    """The row block of a plane's contexts: quality class and luma/chroma."""
+    return quality_class(quality) * N_CLASSES + int(chroma)
+
+
+# The context rows, as functions of the context's inputs, so that the coding
+# passes and the encoder's rate model (rdoq.py) share one definition.  pc is
+# plane_class().
+def eob_context(e_avg: np.ndarray, has_neighbour: np.ndarray, pc: int) -> np.ndarray:
+    """EOB row from the neighbours' mean EOB (0..64)."""
+    return np.where(has_neighbour, _EOB_BUCKET[e_avg], N_EOB_CTX - 1) + pc * N_EOB_CTX
+
+
+def dc_context(d_avg: np.ndarray, has_neighbour: np.ndarray, eob_is_one: np.ndarray, pc: int) -> np.ndarray:
+    """DC row from the neighbours' mean |DC - prediction| and whether EOB == 1."""
+    bucket = np.where(has_neighbour, _DC_BUCKET[np.minimum(d_avg, 64)], 8)
+    return bucket * 2 + eob_is_one + pc * N_DC_CTX
+
+
+def ac_base_context(k, nbm: np.ndarray, rem: np.ndarray, nk: np.ndarray, pc: int) -> np.ndarray:
+    """The AC row group from zigzag position k, the capped sum nbm of the
+    (u-1, v) and (u, v-1) magnitudes, the distance rem to EOB and how many of
+    the top and left blocks reach past k (nk)."""
+    return ((_BAND[k] * 6 + _NBM_BUCKET[np.minimum(nbm, NBM_MAX)]) * 6
+            + _REM_BUCKET[np.minimum(rem, REM_MAX)]) * 3 + nk + pc * N_AC_BASE
+
+
+def ac_context(base: np.ndarray, nb4: np.ndarray | None) -> np.ndarray:
+    """AC row: the base group, refined for second-half blocks of the
+    checkerboard by their four neighbours' capped magnitudes at k (nb4, sum
+    0..68); first-half blocks (nb4 None) have their own row."""
+    if nb4 is None:
+        return base * N_NB4 + FIRST_HALF
+    return base * N_NB4 + _NB4_BUCKET[np.minimum(nb4, NB4_MAX)]
+
+
+def sign_context(k, sign_up: np.ndarray, sign_left: np.ndarray, pc: int) -> np.ndarray:
+    """Sign row from zigzag position k and the signs (-1, 0, 1) of the block's
+    own (u-1, v) and (u, v-1) coefficients."""
+    group = min(k, N_SIGN_GROUPS) - 1
+    up, left = np.asarray(sign_up, np.int64), np.asarray(sign_left, np.int64)
+    return ((group * 3 + up + 1) * 3 + left + 1) + pc * N_SIGN_CTX
+
 
 TABLE_SHAPES = {
-    "eob": (N_CLASSES * N_EOB_CTX, 65),
-    "dc": (N_CLASSES * N_DC_CTX, ALPHABET),
-    "ac": (N_CLASSES * N_AC_CTX, ALPHABET),
+    "eob": (N_PLANE_CLASSES * N_EOB_CTX, 65),
+    "dc": (N_PLANE_CLASSES * N_DC_CTX, ALPHABET),
+    "ac": (N_PLANE_CLASSES * N_AC_CTX, ALPHABET),
+    "sign": (N_PLANE_CLASSES * N_SIGN_CTX, 2),
     "esc": (1, ESC_LENGTHS),
 }
+# Tables whose rows adapt to the stream as it is coded: after each batch,
+# every coded symbol adds ADAPT_INCREMENT to its row's frequency (the static
+# rows sum to about 2^16, so a row has seen as much evidence as 128 symbols
+# before it adapts).  An adapted EOB row's largest entry is then capped so the
+# payload-size guard's bound (below) still holds.
+ADAPTIVE_TABLES = ("eob", "dc", "ac", "sign")
+ADAPT_INCREMENT = 512.0
 
 _CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
 _UNIFORM = constriction.stream.model.Uniform()
@@ -145,12 +226,17 @@ class Tables:
     def save(self, path) -> None:
         np.savez_compressed(path, **self.freqs)
 
+    @classmethod
+    def load(cls, fh) -> "Tables":
+        with np.load(fh) as z:
+            return cls({k: z[k].astype(np.uint32) for k in z.files})
+
 
 @lru_cache(maxsize=1)
 def default_tables() -> Tables:
     ref = resources.files("blockcodec") / "data" / "entropy_tables.npz"
-    with ref.open("rb") as fh, np.load(fh) as z:
-        return Tables({k: z[k].astype(np.uint32) for k in z.files})
+    with ref.open("rb") as fh:
+        return Tables.load(fh)
 
 
 # -------------------------------------------------------------------- sinks
@@ -170,9 +256,48 @@ class _Sink:
         raise NotImplementedError
 
 
+class _Probabilities:
+    """One stream's probability rows: the static tables, with the rows of the
+    adaptive tables accumulating the symbols coded so far.  The encoder and
+    the decoder update after the same batches, so they stay in step."""
+
+    def __init__(self, tables: Tables):
+        self.tables = tables
+        self.live: dict[str, np.ndarray] = {}
+
+    def rows(self, table: str, ctx: np.ndarray) -> np.ndarray:
+        p = self.live.get(table)
+        return (self.tables.probs(table) if p is None else p)[ctx]
+
+    def update(self, table: str, ctx: np.ndarray, symbols: np.ndarray) -> None:
+        if table not in ADAPTIVE_TABLES:
+            return
+        p = self.live.get(table)
+        if p is None:
+            p = self.live[table] = self.tables.probs(table).copy()
+        # Integer-valued float64 sums stay exact far beyond any image's counts.
+        np.add.at(p, (ctx, symbols), ADAPT_INCREMENT)
+        if table == "eob":
+            _cap_rows(p, np.unique(ctx))
+
+
+def _cap_rows(p: np.ndarray, rows: np.ndarray) -> None:
+    """Lower each row's largest entry to MAX_EOB_PROBABILITY_PER_MILLE of the
+    row where it exceeds that (the first largest, on ties); exact integers."""
+    sub = p[rows]
+    top = sub.argmax(1)
+    m = sub[np.arange(len(rows)), top]
+    others = sub.sum(1) - m
+    cap = np.floor(others * MAX_EOB_PROBABILITY_PER_MILLE / (1000 - MAX_EOB_PROBABILITY_PER_MILLE))
+    over = m > cap
+    if over.any():
+        p[rows[over], top[over]] = cap[over]
+
+
 class Encoder(_Sink):
     def __init__(self, tables: Tables):
         self.tables = tables
+        self.model = _Probabilities(tables)
         self.coder = constriction.stream.queue.RangeEncoder()
         self.stage_bits: dict[str, int] = {}
 
@@ -182,8 +307,9 @@ class Encoder(_Sink):
     def categorical(self, table, ctx, symbols):
         if len(symbols):
             before = self.coder.num_bits()
-            self.coder.encode(symbols.astype(np.int32), _CATEGORICAL, self.tables.probs(table)[ctx])
+            self.coder.encode(symbols.astype(np.int32), _CATEGORICAL, self.model.rows(table, ctx))
             self._account(before)
+            self.model.update(table, ctx, symbols)
         return symbols
 
     def uniform(self, sizes, symbols):
@@ -209,6 +335,7 @@ class Decoder(_Sink):
         if len(payload) % 4:
             raise BlockcodecError("corrupt stream: payload is not a whole number of 32-bit words")
         self.tables = tables
+        self.model = _Probabilities(tables)
         words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
         self.coder = constriction.stream.queue.RangeDecoder(words)
 
@@ -222,7 +349,9 @@ class Decoder(_Sink):
     def categorical(self, table, ctx, symbols):
         if not len(ctx):
             return np.zeros(0, np.int64)
-        return self.coder.decode(_CATEGORICAL, self.tables.probs(table)[ctx]).astype(np.int64)
+        symbols = self.coder.decode(_CATEGORICAL, self.model.rows(table, ctx)).astype(np.int64)
+        self.model.update(table, ctx, symbols)
+        return symbols
 
     def uniform(self, sizes, symbols):
         if not len(sizes):
@@ -316,12 +445,13 @@ def _med(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
-               chroma: bool, dc_prediction: bool) -> np.ndarray:
+               chroma: bool, dc_prediction: bool, quality: int = 50) -> np.ndarray:
     """Code one plane's quantized coefficients (int16 [n_blocks, 64], natural
-    order, raster block order).  With ``coefs`` None the sink decodes them."""
+    order, raster block order) at this quality.  With ``coefs`` None the sink
+    decodes them."""
     enc = coefs is not None
     nb = n_rows * n_cols
-    cls = int(chroma)
+    cls = plane_class(chroma, quality)
     # Work in zigzag order; column 64 is a constant zero for out-of-block neighbours.
     # int32/int16 keep decoding memory near 9 bytes per pixel.
     qz = np.zeros((nb, 65), np.int32)
@@ -339,7 +469,7 @@ def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
         n_nb = has_l.astype(np.int64) + has_t
         e_sum = np.where(has_l, eob[il], 0) + np.where(has_t, eob[it], 0)
         e_avg = (e_sum + (n_nb == 2)) // np.maximum(n_nb, 1)
-        ctx = np.where(n_nb == 0, N_EOB_CTX - 1, _EOB_BUCKET[e_avg]) + cls * N_EOB_CTX
+        ctx = eob_context(e_avg, n_nb > 0, cls)
         sink.stage = "eob"
         eob[idx] = sink.categorical("eob", ctx, eob[idx] if enc else None)
 
@@ -357,55 +487,65 @@ def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
             pred = np.zeros(len(b), np.int64)
         n_dnb = hl.astype(np.int64) + ht
         d_avg = (np.where(hl, dmag[bl], 0) + np.where(ht, dmag[bt], 0)) // np.maximum(n_dnb, 1)
-        ctx = np.where(n_dnb == 0, 8, _DC_BUCKET[np.minimum(d_avg, 64)])
-        ctx = (ctx * 2 + (eob[b] == 1)) + cls * N_DC_CTX
+        ctx = dc_context(d_avg, n_dnb > 0, eob[b] == 1, cls)
         d, mag = _signed_values(sink, "dc", ctx, (qz[b, 0] - pred) if enc else None, MAX_DC_DIFFERENCE)
         if not enc:
             qz[b, 0] = np.clip(pred + d, -MAX_MAGNITUDE, MAX_MAGNITUDE)
         dmag[b] = mag
 
-    # Pass B: AC magnitudes, one zigzag position at a time.
-    absz = np.zeros((nb, 65), np.int32)          # magnitudes decoded so far
-    absz[:, 0] = np.abs(qz[:, 0])
+    # Pass B: AC magnitudes and signs, one zigzag position at a time, each
+    # position in two halves of a checkerboard: the second half's contexts
+    # see their four neighbours' magnitudes at that position.
+    absz = np.zeros((nb + 1, 65), np.int32)      # magnitudes decoded so far; row nb: "no block"
+    absz[:nb, 0] = np.abs(qz[:, 0])
     capped = np.minimum(absz, ESC).astype(np.int16)   # what contexts see
-    rr, cc = np.divmod(np.arange(nb), n_cols)
-    eob_t = np.where(rr > 0, eob[np.maximum(np.arange(nb) - n_cols, 0)], 0)
-    eob_l = np.where(cc > 0, eob[np.maximum(np.arange(nb) - 1, 0)], 0)
+    sgn = np.zeros((nb, 65), np.int8)            # signs decoded so far, -1, 0, 1
+    sgn[:, 0] = np.sign(qz[:, 0])
+    blocks = np.arange(nb)
+    rr, cc = np.divmod(blocks, n_cols)
+    eob_t = np.where(rr > 0, eob[np.maximum(blocks - n_cols, 0)], 0)
+    eob_l = np.where(cc > 0, eob[np.maximum(blocks - 1, 0)], 0)
+    second = ((rr + cc) & 1).astype(bool)
+    four = [np.where(rr > 0, blocks - n_cols, nb), np.where(rr < n_rows - 1, blocks + n_cols, nb),
+            np.where(cc > 0, blocks - 1, nb), np.where(cc < n_cols - 1, blocks + 1, nb)]
     esc_b, esc_k, esc_last = [], [], []
-    sink.stage = "ac"
     for k in range(1, 64):
         act = np.nonzero(eob > k)[0]
         if not len(act):
             break
-        last = (eob[act] - 1 == k).astype(np.int64)
-        nbm = np.minimum(capped[act, _ZZ_UP[k]] + capped[act, _ZZ_LEFT[k]], 8)
-        rem = np.minimum(eob[act] - 1 - k, 16)
-        nk = (eob_t[act] > k).astype(np.int64) + (eob_l[act] > k)
-        ctx = ((_BAND[k] * 6 + _NBM_BUCKET[nbm]) * 6 + _REM_BUCKET[rem]) * 3 + nk + cls * N_AC_CTX
-        true = np.minimum(np.abs(qz[act, k]) - last, ESC) if enc else None
-        sym = sink.categorical("ac", ctx, true)
-        absz[act, k] = sym + last
-        capped[act, k] = np.minimum(sym + last, ESC)
-        e = np.nonzero(sym == ESC)[0]
-        if len(e):
-            esc_b.append(act[e])
-            esc_k.append(np.full(len(e), k))
-            esc_last.append(last[e])
+        sink.stage = "ac"
+        for half in (act[~second[act]], act[second[act]]):
+            if not len(half):
+                continue
+            last = (eob[half] - 1 == k).astype(np.int64)
+            nbm = capped[half, ZZ_UP[k]] + capped[half, ZZ_LEFT[k]]
+            nk = (eob_t[half] > k).astype(np.int64) + (eob_l[half] > k)
+            base = ac_base_context(k, nbm, eob[half] - 1 - k, nk, cls)
+            nb4 = sum(capped[f[half], k] for f in four) if second[half[0]] else None
+            true = np.minimum(np.abs(qz[half, k]) - last, ESC) if enc else None
+            sym = sink.categorical("ac", ac_context(base, nb4), true)
+            absz[half, k] = sym + last
+            capped[half, k] = np.minimum(sym + last, ESC)
+            e = np.nonzero(sym == ESC)[0]
+            if len(e):
+                esc_b.append(half[e])
+                esc_k.append(np.full(len(e), k))
+                esc_last.append(last[e])
+        nzb = act[absz[act, k] > 0]
+        sink.stage = "sign"
+        ctx = sign_context(k, sgn[nzb, ZZ_UP[k]], sgn[nzb, ZZ_LEFT[k]], cls)
+        neg = sink.categorical("sign", ctx, (qz[nzb, k] < 0).astype(np.int64) if enc else None)
+        sgn[nzb, k] = 1 - 2 * neg
 
-    # Escapes and signs of AC coefficients.
+    # Escapes of AC magnitudes.
     if esc_b:
         eb, ek, el = np.concatenate(esc_b), np.concatenate(esc_k), np.concatenate(esc_last)
         sink.stage = "escape"
         rem = _escape(sink, (np.abs(qz[eb, ek]) - ESC - el) if enc else None, len(eb))
         absz[eb, ek] = np.minimum(ESC + el + rem, MAX_MAGNITUDE)
-    absz[:, 0] = 0
-    nzb, nzk = np.nonzero(absz[:, :64])
-    sink.stage = "sign"
-    neg = _signs(sink, qz[nzb, nzk] if enc else None, len(nzb))
     if enc:
         return coefs
-    ac = absz[nzb, nzk]
-    qz[nzb, nzk] = np.where(neg == 1, -ac, ac)
+    qz[:, 1:64] = sgn[:, 1:64] * absz[:nb, 1:64]
     out = np.empty((nb, 64), np.int16)
     out[:, ZIGZAG] = qz[:, :64]
     return out

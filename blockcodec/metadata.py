@@ -164,6 +164,12 @@ def _exif_of(image) -> bytes | None:
     return None
 
 
+# Modes whose samples keep their colour space on the way to gray or RGB, so an
+# ICC profile still describes them.
+_PROFILE_KEEPING_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "I", "I;16", "I;16B",
+                          "I;16L", "I;16N", "F"}
+
+
 def from_image(image) -> Metadata:
     """The ICC profile, EXIF and XMP of a PIL image.  An item the format
     cannot carry is dropped with a MetadataWarning, so that it never stops an
@@ -171,8 +177,15 @@ def from_image(image) -> Metadata:
     image.load()   # PNG chunks after the pixels land in im.info only then
     info = image.info
     xmp = info.get("xmp") or info.get("XML:com.adobe.xmp")
+    icc = info.get("icc_profile")
+    if icc and image.mode not in _PROFILE_KEEPING_MODES:
+        # The image is converted to RGB (images.py), and a CMYK or Lab profile
+        # would then mislabel the RGB samples.
+        warnings.warn(f"the ICC profile of a {image.mode} image does not describe its RGB conversion; "
+                      f"not kept", MetadataWarning, stacklevel=4)
+        icc = None
     kept = {}
-    for name, value in (("icc_profile", info.get("icc_profile")), ("exif", _exif_of(image)), ("xmp", xmp)):
+    for name, value in (("icc_profile", icc), ("exif", _exif_of(image)), ("xmp", xmp)):
         try:
             Metadata(**{name: value})
         except BlockcodecError as exc:

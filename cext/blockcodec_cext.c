@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "intnet.h"
+#include "rdoq.h"
 
 /* Orthonormal 8-point DCT-II basis, BASIS[k][n] = a(k) cos((2n+1)k pi / 16),
  * a(0) = sqrt(1/8), a(k) = sqrt(2/8), scaled by 2^13 and rounded.  Committed
@@ -219,6 +220,164 @@ static PyObject *py_fdct_quantize(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 fail:
     release(a, 4);
+    return NULL;
+}
+
+/* ------------------------------------------------ rate-distortion quantizer */
+
+#define RDOQ_MAX_LAMBDA ((int64_t)1 << 40)
+
+/* The model tuple of rdo_quantize, checked: every lookup-table entry must
+ * name a row of the cost table it indexes. a: RDOQ_MODEL_ARRAYS slots. */
+static int parse_rdoq_model(PyObject *o_model, RdoqModel *m, Arg *a)
+{
+    static const char *names[RDOQ_MODEL_ARRAYS] = {"zigzag", "zz_up", "zz_left", "eob_row", "dc_row", "ac_row",
+                                                   "nb4_bucket", "sign_row", "eob_cost", "dc_cost", "ac_cost",
+                                                   "sign_cost", "esc_cost"};
+    static const Py_ssize_t counts[RDOQ_MODEL_ARRAYS] = {64, 64, 64, RDOQ_NO_NEIGHBOUR + 1, RDOQ_NO_NEIGHBOUR + 1,
+                                                         RDOQ_AC_LUT_LEN, RDOQ_NB4_MAX + 1, RDOQ_SIGN_LUT_LEN,
+                                                         -1, -1, -1, -1, RDOQ_ESC_LENGTHS};
+    PyObject *seq = PySequence_Fast(o_model, "model: expected a sequence");
+    if (!seq) return -1;
+    int ok = PySequence_Fast_GET_SIZE(seq) == RDOQ_MODEL_ARRAYS;
+    if (!ok) PyErr_SetString(PyExc_ValueError, "model: expected 13 arrays");
+    for (int i = 0; ok && i < RDOQ_MODEL_ARRAYS; i++)
+        ok = get_arg(PySequence_Fast_GET_ITEM(seq, i), &a[i], names[i], 'i', 4, counts[i], 0) == 0;
+    Py_DECREF(seq);
+    if (!ok) return -1;
+    const int32_t *v[RDOQ_MODEL_ARRAYS];
+    for (int i = 0; i < RDOQ_MODEL_ARRAYS; i++) v[i] = a[i].view.buf;
+    Py_ssize_t eob_rows = elements(&a[8]) / RDOQ_EOB_SYMBOLS, dc_rows = elements(&a[9]) / RDOQ_ALPHABET,
+               ac_rows = elements(&a[10]) / RDOQ_ALPHABET, sign_rows = elements(&a[11]) / 2;
+    if (elements(&a[8]) % RDOQ_EOB_SYMBOLS || elements(&a[9]) % RDOQ_ALPHABET || elements(&a[10]) % RDOQ_ALPHABET ||
+        elements(&a[11]) % 2) {
+        PyErr_SetString(PyExc_ValueError, "model: cost tables must have whole rows"); return -1;
+    }
+    for (int k = 0; k < 64; k++) {
+        if (v[0][k] < 0 || v[0][k] > 63 || v[1][k] < 0 || v[1][k] > 64 || v[2][k] < 0 || v[2][k] > 64) {
+            PyErr_SetString(PyExc_ValueError, "model: scan tables out of range"); return -1;
+        }
+    }
+    for (int i = 0; i <= RDOQ_NO_NEIGHBOUR; i++) {
+        if (v[3][i] < 0 || v[3][i] >= eob_rows || v[4][i] < 0 || v[4][i] + 1 >= dc_rows) {
+            PyErr_SetString(PyExc_ValueError, "model: EOB/DC row out of range"); return -1;
+        }
+    }
+    for (Py_ssize_t i = 0; i < RDOQ_AC_LUT_LEN; i++) {
+        if (v[5][i] < 0 || (int64_t)v[5][i] * RDOQ_NB4 + RDOQ_NB4 > ac_rows) {
+            PyErr_SetString(PyExc_ValueError, "model: AC row out of range"); return -1;
+        }
+    }
+    for (int i = 0; i <= RDOQ_NB4_MAX; i++) {
+        if (v[6][i] < 0 || v[6][i] >= RDOQ_NB4) { PyErr_SetString(PyExc_ValueError, "model: refinement out of range"); return -1; }
+    }
+    for (int i = 0; i < RDOQ_SIGN_LUT_LEN; i++) {
+        if (v[7][i] < 0 || v[7][i] >= sign_rows) { PyErr_SetString(PyExc_ValueError, "model: sign row out of range"); return -1; }
+    }
+    *m = (RdoqModel){v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12]};
+    return 0;
+}
+
+PyDoc_STRVAR(rate_costs_doc,
+"rate_costs(freqs, n_symbols, out)\n\n"
+"Q16 bits of every entry of a frequency table: log2(row sum) - log2(entry), in integer\n"
+"arithmetic (cext/rdoq.h).  freqs: uint32[rows*n_symbols], entries >= 1; out: int32, same size.");
+
+static PyObject *py_rate_costs(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *o_f, *o_out;
+    int n;
+    if (!PyArg_ParseTuple(args, "OiO", &o_f, &n, &o_out)) return NULL;
+    Arg a[2];
+    memset(a, 0, sizeof a);
+    if (get_arg(o_f, &a[0], "freqs", 'I', 4, -1, 0)) goto fail;
+    Py_ssize_t total = elements(&a[0]);
+    if (n < 1 || total % n) { PyErr_SetString(PyExc_ValueError, "n_symbols must divide the table"); goto fail; }
+    if (get_arg(o_out, &a[1], "out", 'i', 4, total, 1)) goto fail;
+    const uint32_t *f = a[0].view.buf;
+    int32_t *out = a[1].view.buf;
+    for (Py_ssize_t i = 0; i < total; i++)
+        if (f[i] == 0) { PyErr_SetString(PyExc_ValueError, "freqs: entries must be >= 1"); goto fail; }
+    for (Py_ssize_t row = 0; row < total / n; row++) {
+        uint64_t sum = 0;
+        for (int i = 0; i < n; i++) sum += f[row * n + i];
+        int64_t ls = rdoq_log2_q16(sum);
+        for (int i = 0; i < n; i++) out[row * n + i] = (int32_t)(ls - rdoq_log2_q16(f[row * n + i]));
+    }
+    release(a, 2);
+    Py_RETURN_NONE;
+fail:
+    release(a, 2);
+    return NULL;
+}
+
+PyDoc_STRVAR(rdo_quantize_doc,
+"rdo_quantize(residual, qtable, rows, cols, n_cols, plane_eob, plane_dmag, plane_dc, plane_mags,\n"
+"             dc_prediction, model, lam, passes, out) -> int\n\n"
+"Forward DCT and rate-distortion optimized quantization (cext/rdoq.h) of n residual\n"
+"blocks at block positions (rows, cols), coded in that order: each block's contexts\n"
+"read the plane record (int32[n_blocks] EOB, |DC - prediction| and DC, uint8[n_blocks*64]\n"
+"capped magnitudes in zigzag order, of the blocks decided so far, raster order), which\n"
+"this call updates.  model: the 13 int32 arrays\n"
+"of RdoqModel; lam: lambda for J = D * 2^16 + lam * R (D in squared DCT units * 64, R in\n"
+"Q16 bits); passes: greedy passes (0 = round to nearest, then place the end of block).\n"
+"out: int16[n*64].  Returns the model's total rate of the chosen levels in Q16 bits.");
+
+static PyObject *py_rdo_quantize(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *o_res, *o_q, *o_rows, *o_cols, *o_eob, *o_dmag, *o_dc, *o_mags, *o_model, *o_out;
+    Py_ssize_t n_cols;
+    int dc_prediction, passes;
+    long long lam;
+    if (!PyArg_ParseTuple(args, "OOOOnOOOOpOLiO", &o_res, &o_q, &o_rows, &o_cols, &n_cols, &o_eob, &o_dmag,
+                          &o_dc, &o_mags, &dc_prediction, &o_model, &lam, &passes, &o_out)) return NULL;
+    Arg a[9 + RDOQ_MODEL_ARRAYS];
+    memset(a, 0, sizeof a);
+    RdoqModel model;
+    int64_t total = 0;
+    if (get_arg(o_res, &a[0], "residual", 'h', 2, -1, 0) ||
+        get_arg(o_q, &a[1], "qtable", 'H', 2, 64, 0)) goto fail;
+    Py_ssize_t n = elements(&a[0]) / 64;
+    if (elements(&a[0]) % 64) { PyErr_SetString(PyExc_ValueError, "residual: length not a multiple of 64"); goto fail; }
+    if (get_arg(o_rows, &a[2], "rows", 'i', 4, n, 0) || get_arg(o_cols, &a[3], "cols", 'i', 4, n, 0) ||
+        get_arg(o_eob, &a[4], "plane_eob", 'i', 4, -1, 1)) goto fail;
+    Py_ssize_t nb = elements(&a[4]);
+    if (get_arg(o_dmag, &a[5], "plane_dmag", 'i', 4, nb, 1) || get_arg(o_dc, &a[6], "plane_dc", 'i', 4, nb, 1) ||
+        get_arg(o_out, &a[7], "out", 'h', 2, n * 64, 1) || get_arg(o_mags, &a[8], "plane_mags", 'B', 1, nb * 64, 1) ||
+        parse_rdoq_model(o_model, &model, &a[9])) goto fail;
+    if (n_cols < 1 || n_cols > nb || nb % n_cols || nb > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "n_cols: must divide the plane's block count"); goto fail;
+    }
+    if (lam < 0 || lam > RDOQ_MAX_LAMBDA || passes < 0 || passes > 8) {
+        PyErr_SetString(PyExc_ValueError, "lam or passes out of range"); goto fail;
+    }
+    const int16_t *res = a[0].view.buf;
+    const uint16_t *qt = a[1].view.buf;
+    const int32_t *rows = a[2].view.buf, *cols = a[3].view.buf;
+    if (check_steps(qt)) goto fail;
+    for (Py_ssize_t i = 0; i < n * 64; i++) {
+        if (res[i] < -255 || res[i] > 255) { PyErr_SetString(PyExc_ValueError, "residual: values must lie in -255..255"); goto fail; }
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (rows[i] < 0 || cols[i] < 0 || cols[i] >= n_cols || rows[i] >= nb / n_cols) {
+            PyErr_SetString(PyExc_ValueError, "rows/cols: block outside the plane"); goto fail;
+        }
+    }
+    RdoqPlane plane = {a[4].view.buf, a[5].view.buf, a[6].view.buf, a[8].view.buf, (int)n_cols, dc_prediction};
+    int16_t *out = a[7].view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    int64_t X[64];
+    for (Py_ssize_t b = 0; b < n; b++) {
+        fdct_block(res + b * 64, X);
+        total += rdoq_block(&model, &plane, rows[b], cols[b], X, qt, lam, passes, out + b * 64);
+    }
+    Py_END_ALLOW_THREADS
+    release(a, 9 + RDOQ_MODEL_ARRAYS);
+    return PyLong_FromLongLong(total);
+fail:
+    release(a, 9 + RDOQ_MODEL_ARRAYS);
     return NULL;
 }
 
@@ -805,6 +964,8 @@ fail:
 
 static PyMethodDef methods[] = {
     {"fdct_quantize", py_fdct_quantize, METH_VARARGS, fdct_quantize_doc},
+    {"rdo_quantize", py_rdo_quantize, METH_VARARGS, rdo_quantize_doc},
+    {"rate_costs", py_rate_costs, METH_VARARGS, rate_costs_doc},
     {"reconstruct", py_reconstruct, METH_VARARGS, reconstruct_doc},
     {"dequant_idct", py_dequant_idct, METH_VARARGS, dequant_idct_doc},
     {"gather_blocks", py_gather_blocks, METH_VARARGS, gather_blocks_doc},

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import published
 from .bdrate import bd_metric_result, bd_rate_result
 from .metrics import msssim_db
 
@@ -242,6 +243,22 @@ def write_table(path: Path, meta: dict, curves: dict, bd: dict) -> None:
             if p["errors"]:
                 notes.append(f"{name} {curve['param_name']}={p['param']}: {len(p['errors'])} image(s) failed, "
                              f"point left out (first: {p['errors'][0]['image']}: {p['errors'][0]['error']})")
+    pub = published.curves() if meta["n_images"] == 24 else {}
+    if pub:
+        L.append("")
+        L.append("Published curves, entered as data and not measured here (" + published.source() + "):")
+        L.append("")
+        head = ["Curve"] + [f"BD-rate vs {r.upper()} (PSNR)" for r in refs] + \
+               [f"BD-rate vs {r.upper()} (MS-SSIM)" for r in refs]
+        L.append("| " + " | ".join(head) + " |")
+        L.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
+        for name, c in pub.items():
+            row = [name]
+            for metric in ("psnr", "msssim_db"):
+                for r in refs:
+                    ra, ma = _curve_arrays(curves[r], metric)
+                    row.append(_fmt(bd_rate_result(ra, ma, c["bpp"], c[metric]).value, "+.1f", " %"))
+            L.append("| " + " | ".join(row) + " |")
     L.append("")
     L.append("Times are mean seconds per 768x512 image over all points, codecs single-threaded. "
              "CPU time (process time around encode/decode) is the robust number on a shared machine; "

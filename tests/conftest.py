@@ -71,6 +71,16 @@ def noise_image(h: int, w: int, channels: int = 3, seed: int = 0) -> np.ndarray:
     return rng.integers(0, 256, shape, dtype=np.uint8)
 
 
+def synthetic_kodak(folder, n: int = 2, shape=(40, 56)):
+    """A stand-in Kodak folder: n small textured images named kodim01.png ..."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(textured_image(*shape, 3, seed=i)).save(folder / f"kodim{i + 1:02d}.png")
+    return folder
+
+
 @pytest.fixture
 def smooth_rgb() -> np.ndarray:
     return smooth_image(37, 53, 3, seed=1)

@@ -282,6 +282,48 @@ def test_collector_sees_what_the_encoder_codes(dc_prediction):
     assert col.counts["esc"].sum() >= 1
     # Every block codes exactly one EOB symbol.
     assert col.counts["eob"].sum() == sum(r * k for _, r, k, _ in planes)
-    # Luma contexts are in the first half of each table, chroma in the second.
+    # Each plane class (quality class x luma/chroma) has its own block of rows:
+    # quality 50 is class 1, so luma reads block 2 and chroma block 3.
     n_eob = entropy.N_EOB_CTX
-    assert col.counts["eob"][:n_eob].sum() == 20 and col.counts["eob"][n_eob:].sum() == 6
+    per_class = col.counts["eob"].reshape(entropy.N_PLANE_CLASSES, n_eob, -1).sum((1, 2))
+    assert per_class.tolist() == [0, 0, 20, 6, 0, 0]
+
+
+@pytest.mark.parametrize("quality,luma_class", [(1, 0), (30, 0), (31, 2), (60, 2), (61, 4), (100, 4)])
+def test_quality_picks_the_plane_class(quality, luma_class):
+    assert entropy.plane_class(False, quality) == luma_class
+    assert entropy.plane_class(True, quality) == luma_class + 1
+
+
+def test_adapted_eob_rows_keep_the_payload_guards_bound():
+    """Thousands of all-zero blocks drive one EOB row toward certainty; the cap
+    keeps every block's cost at -log2(0.98) bits or more."""
+    coefs = np.zeros((60 * 80, 64), np.int16)
+    enc = entropy.Encoder(TABLES)
+    entropy.code_plane(enc, coefs, 60, 80, False, False)
+    p = enc.model.live["eob"]
+    share = p.max(1) / p.sum(1)
+    assert share.max() <= entropy.MAX_EOB_PROBABILITY_PER_MILLE / 1000
+    assert enc.stage_bits["eob"] >= 60 * 80 * -np.log2(entropy.MAX_EOB_PROBABILITY_PER_MILLE / 1000) - 32
+
+
+def test_adaptation_is_the_same_on_both_sides_and_pays_on_a_skewed_plane():
+    rng = np.random.default_rng(5)
+    coefs = laplacian_coefs(rng, 24 * 32, scale=3.0, sparsity=0.5)
+    coefs[:, 1] = 7          # a statistic the static tables do not expect
+    enc = entropy.Encoder(TABLES)
+    entropy.code_plane(enc, coefs, 24, 32, False, False)
+    entropy.code_end(enc)
+    payload = enc.finish()
+    dec = entropy.Decoder(TABLES, payload)
+    np.testing.assert_array_equal(entropy.code_plane(dec, None, 24, 32, False, False), coefs)
+    entropy.code_end(dec)
+    static = entropy.Encoder(TABLES)
+    original = entropy.ADAPTIVE_TABLES
+    try:
+        entropy.ADAPTIVE_TABLES = ()
+        entropy.code_plane(static, coefs, 24, 32, False, False)
+        entropy.code_end(static)
+    finally:
+        entropy.ADAPTIVE_TABLES = original
+    assert len(payload) < len(static.finish())

@@ -10,17 +10,12 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
-from PIL import Image  # noqa: E402
-
-from conftest import textured_image  # noqa: E402
+from conftest import synthetic_kodak  # noqa: E402
 from kodak_eval import postfilter_report as report  # noqa: E402
 
 
 def test_report_end_to_end(tmp_path):
-    images = tmp_path / "images"
-    images.mkdir()
-    for i in range(2):
-        Image.fromarray(textured_image(40, 56, 3, seed=i)).save(images / f"kodim0{i + 1}.png")
+    images = synthetic_kodak(tmp_path / "images")
     out = tmp_path / "out"
     argv = ["--kodak-dir", str(images), "--filters", "reshuffle,arcnn", "--qualities", "20,40,60,80",
             "--out", str(out), "--quiet"]

@@ -243,7 +243,8 @@ def test_crc_is_not_a_signature():
     "fields, message",
     [
         (dict(version=0), "version"),
-        (dict(version=2), "version"),
+        (dict(version=1), "version 1 was written by blockcodec 0.1"),
+        (dict(version=3), "version"),
         (dict(mode=3), "mode"),
         (dict(mode=255), "mode"),
         (dict(flags=0x04), "flags"),   # 0x02 announces a metadata section (test_metadata.py)

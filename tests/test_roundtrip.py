@@ -289,6 +289,7 @@ def test_pil_other_colour_modes_warn_and_become_rgb(mode, textured_rgb):
     img = _pil(mode, textured_rgb)
     with pytest.warns(ConversionWarning, match=mode):
         data = blockcodec.encode(img)
+    # Pixels as Pillow converts them, and no ICC profile of the original colour space.
     assert data == blockcodec.encode(np.asarray(img.convert("RGB")))
 
 
