@@ -292,7 +292,7 @@ def run_atheris(run: Run, corpus: list[bytes], seconds: float, args) -> None:
         (live / f"{hashlib.sha1(data).hexdigest()[:12]}.bkc").write_bytes(data)
     libfuzzer = [sys.argv[0], str(live), f"-max_total_time={int(seconds)}", f"-max_len={args.max_len}",
                  f"-timeout={int(4 * args.timeout) + 1}", "-rss_limit_mb=0", "-print_final_stats=1",
-                 f"-seed={args.seed}"]
+                 f"-seed={args.seed}", f"-artifact_prefix={run.workdir}/"]   # not the current directory
     atheris.Setup(libfuzzer, run.one)
     atheris.Fuzz()
 
