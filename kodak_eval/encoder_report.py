@@ -27,6 +27,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import ast  # noqa: E402
 import csv  # noqa: E402
+import json  # noqa: E402
 import datetime  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import shlex  # noqa: E402
@@ -229,14 +230,18 @@ def write(records: list[dict], names: list[str], images: list[str], args, meta: 
              "Every stream is decoded as users get it (the post-filter it records). BD-rates are on PSNR-RGB "
              "unless marked MS-SSIM; negative = fewer bits for the same quality. Times are medians per image, "
              "one thread.", ""]
-    head = ["variant", "settings", f"BD-rate vs {names[0]}", "vs previous row", f"MS-SSIM vs {names[0]}"]
+    # With a reference first, row 2 is this checkout's default: the ablation's rows compare to it.
+    base = 1 if meta.get("reference") else None
+    head = ["variant", "settings", f"BD-rate vs {names[0]}",
+            f"vs {names[1]}" if base else "vs previous row", f"MS-SSIM vs {names[0]}"]
     head += [f"vs {a}" for a in anchors] + ["encode s", "decode s"]
     lines += ["| " + " | ".join(head) + " |", "| --- | --- | " + " | ".join(["---:"] * (len(head) - 2)) + " |"]
     for i, n in enumerate(names):
         rs = [r for r in records if r["variant"] == n]
         settings = ", ".join(f"{k}={v}" for k, v in dict(args.variants)[n]) or "defaults"
         cells = [n, settings, f"{_bd(first, curves[n], 'psnr'):+.2f} %",
-                 f"{_bd(curves[names[i - 1]], curves[n], 'psnr'):+.2f} %" if i else "",
+                 f"{_bd(curves[names[i - 1 if base is None else base]], curves[n], 'psnr'):+.2f} %"
+                 if i > (base or 0) else "",
                  f"{_bd(first, curves[n], 'msssim'):+.2f} %"]
         cells += [f"{_bd(a, curves[n], 'psnr'):+.1f} %" for a in anchors.values()]
         cells += [f"{np.median([r['enc_s'] for r in rs]):.3f}", f"{np.median([r['dec_s'] for r in rs]):.3f}"]
@@ -251,7 +256,24 @@ def write(records: list[dict], names: list[str], images: list[str], args, meta: 
                          f"{np.mean([msssim_db(r['msssim']) for r in rs]):.3f} |")
     path = out_dir / f"{stem}.md"
     path.write_text("\n".join(lines) + "\n")
+    (out_dir / f"{stem}.json").write_text(json.dumps(dict(meta, variants=args.variants, names=names, images=images,
+                                                          qualities=list(args.qualities)), indent=1) + "\n")
     return path
+
+
+def rewrite(args) -> Path:
+    """The table again from a run's .csv and .json, without measuring."""
+    stem = "encoder" if args.set == "kodak" else "encoder-heldout"
+    out = Path(args.out)
+    meta = json.loads((out / f"{stem}.json").read_text())
+    with (out / f"{stem}.csv").open() as fh:
+        records = [dict(r, quality=int(r["quality"]), **{k: float(r[k]) for k in FLOATS}) for r in csv.DictReader(fh)]
+    args.variants = tuple((n, tuple(tuple(kv) for kv in fields)) for n, fields in meta["variants"])
+    args.qualities = meta["qualities"]
+    return write(records, meta["names"], meta["images"], args, meta)
+
+
+FLOATS = ("bytes", "bpp", "psnr", "msssim", "psnr_loop", "enc_s", "dec_s")
 
 
 def main(argv=None) -> int:
@@ -269,7 +291,12 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--out", default=str(PKG_DIR / "results"))
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--rewrite", action="store_true",
+                    help="only write the table again from the last run's .csv and .json in --out")
     args = ap.parse_args(argv)
+    if args.rewrite:
+        print(rewrite(args).read_text())
+        return 0
     images = images_of(args)
     jobs = [Job(stem, str(p), q, args.variants) for stem, p in images for q in args.qualities]
     load0, t0 = _loadavg(), time.perf_counter()
@@ -283,7 +310,7 @@ def main(argv=None) -> int:
     meta = dict(date=datetime.datetime.now().isoformat(timespec="seconds"),
                 command="python -m kodak_eval.encoder_report " + shlex.join(sys.argv[1:] if argv is None else argv),
                 workers=args.jobs, cpu=machine_info().get("cpu", "?"), load=f"{load0} -> {_loadavg()}",
-                wall=time.perf_counter() - t0)
+                wall=time.perf_counter() - t0, reference=args.reference)
     path = write(records, [n for n, _ in args.variants], [s for s, _ in images], args, meta)
     print(path.read_text())
     return 0
