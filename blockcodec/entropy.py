@@ -278,12 +278,13 @@ class _Probabilities:
         # Integer-valued float64 sums stay exact far beyond any image's counts.
         np.add.at(p, (ctx, symbols), ADAPT_INCREMENT)
         if table == "eob":
-            _cap_rows(p, np.unique(ctx))
+            _cap_rows(p, ctx)
 
 
 def _cap_rows(p: np.ndarray, rows: np.ndarray) -> None:
     """Lower each row's largest entry to MAX_EOB_PROBABILITY_PER_MILLE of the
-    row where it exceeds that (the first largest, on ties); exact integers."""
+    row where it exceeds that (the first largest, on ties); exact integers.
+    A row listed twice is capped twice to the same value."""
     sub = p[rows]
     top = sub.argmax(1)
     m = sub[np.arange(len(rows)), top]
@@ -521,7 +522,10 @@ def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
             nbm = capped[half, ZZ_UP[k]] + capped[half, ZZ_LEFT[k]]
             nk = (eob_t[half] > k).astype(np.int64) + (eob_l[half] > k)
             base = ac_base_context(k, nbm, eob[half] - 1 - k, nk, cls)
-            nb4 = sum(capped[f[half], k] for f in four) if second[half[0]] else None
+            nb4 = None
+            if second[half[0]]:
+                nb4 = capped[four[0][half], k] + capped[four[1][half], k]
+                nb4 += capped[four[2][half], k] + capped[four[3][half], k]
             true = np.minimum(np.abs(qz[half, k]) - last, ESC) if enc else None
             sym = sink.categorical("ac", ac_context(base, nb4), true)
             absz[half, k] = sym + last
