@@ -8,21 +8,19 @@ most pixels per byte code a flat mid-grey image (every residual zero for the
 none and planar predictors).  Each stream is coded once with the 'none'
 predictor, then relabelled with the predictor to measure: the payload does
 not depend on the predictor, and the decoder runs the relabelled one on it.
-Each decode runs in a fresh process, so its peak RSS is its own.  Encoding
-the largest size takes a few GB of memory.
+Encoding the largest size takes a few GB of memory.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
-import numpy as np
-
+# Each step runs in a fresh process started from this small one: a child's
+# peak RSS counts what its parent held when it forked (Linux keeps it across
+# exec), so the parent must not have coded anything itself.
 DECODE = """
 import json, resource, sys, time
 from blockcodec.codec import decode_result
@@ -33,18 +31,25 @@ print(json.dumps({"seconds": time.perf_counter() - t, "pixels": r.header.width *
                   "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
 """
 
+# A flat mid-grey image coded with the 'none' predictor, relabelled with another.
+MAKE = """
+import struct, sys, zlib
+import numpy as np
+import blockcodec
+from blockcodec import bitstream, predictors
+path, width, height, colour, predictor = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
+shape = (height, width, 3) if colour else (height, width)
+data = bytearray(blockcodec.encode(np.full(shape, 128, np.uint8), 50, predictor="none", postfilter="none"))
+struct.pack_into("<B4s", data, 16, predictors.id_of(predictor), predictors.get(predictor).weights_hash())
+struct.pack_into("<I", data, len(data) - 4, zlib.crc32(bytes(data[:-4])))
+assert bitstream.unpack(bytes(data))[0].predictor_id == predictors.id_of(predictor)
+open(path, "wb").write(bytes(data))
+"""
 
-def flat_stream(width: int, height: int, colour: bool, predictor: str) -> bytes:
-    import blockcodec
-    from blockcodec import bitstream, predictors
 
-    shape = (height, width, 3) if colour else (height, width)
-    data = bytearray(blockcodec.encode(np.full(shape, 128, np.uint8), 50, predictor="none", postfilter="none"))
-    p = predictors.get(predictor)
-    struct.pack_into("<B4s", data, 16, predictors.id_of(predictor), p.weights_hash())
-    struct.pack_into("<I", data, len(data) - 4, zlib.crc32(bytes(data[:-4])))
-    assert bitstream.unpack(bytes(data))[0].predictor_id == predictors.id_of(predictor)
-    return bytes(data)
+def python(code: str, *args) -> str:
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          check=True).stdout
 
 
 def main(argv=None) -> int:
@@ -64,10 +69,8 @@ def main(argv=None) -> int:
     for label, w, h, colour in cases:
         for predictor in args.predictors.split(","):
             path = work / f"{w}x{h}-{'rgb' if colour else 'gray'}-{predictor}.bkc"
-            path.write_bytes(flat_stream(w, h, colour, predictor))
-            out = subprocess.run([sys.executable, "-c", DECODE, str(path), args.postfilter],
-                                 capture_output=True, text=True, check=True).stdout
-            m = json.loads(out)
+            python(MAKE, path, w, h, int(colour), predictor)
+            m = json.loads(python(DECODE, path, args.postfilter))
             print(f"| {label} | {predictor} | {path.stat().st_size} | {m['seconds']:.2f} | "
                   f"{m['seconds'] / m['pixels'] * 1e9:.0f} | {m['peak_rss'] / 2**20:.0f} | "
                   f"{m['peak_rss'] / m['pixels']:.1f} |", flush=True)
