@@ -275,8 +275,10 @@ class _Probabilities:
         p = self.live.get(table)
         if p is None:
             p = self.live[table] = self.tables.probs(table).copy()
-        # Integer-valued float64 sums stay exact far beyond any image's counts.
-        np.add.at(p, (ctx, symbols), ADAPT_INCREMENT)
+        # Integer-valued float64 sums stay exact far beyond any image's counts,
+        # so the order of the additions cannot matter; the flat index is numpy's
+        # fast path (5x the 2-D one on AC batches).
+        np.add.at(p.reshape(-1), np.asarray(ctx, np.int64) * p.shape[1] + symbols, ADAPT_INCREMENT)
         if table == "eob":
             _cap_rows(p, ctx)
 
