@@ -45,6 +45,7 @@ def _costs(freqs: np.ndarray) -> np.ndarray:
 
 
 _MODELS: dict[tuple[bytes, int], tuple[np.ndarray, ...]] = {}
+_COSTS: dict[bytes, tuple[np.ndarray, ...]] = {}
 
 
 def _model(tables: entropy.Tables, pc: int) -> tuple[np.ndarray, ...]:
@@ -68,10 +69,12 @@ def _build_model(tables: entropy.Tables, pc: int) -> tuple[np.ndarray, ...]:
     nb4 = entropy.ac_context(np.zeros(entropy.NB4_MAX + 1, np.int64), np.arange(entropy.NB4_MAX + 1))
     up, left = np.divmod(np.arange(9), 3)   # (k, sign up + 1, sign left + 1), k = 0 unused
     sign_row = np.stack([entropy.sign_context(max(kk, 1), up - 1, left - 1, pc) for kk in range(64)])
+    if tables.hash not in _COSTS:    # one set of cost tables serves every plane class
+        _COSTS[tables.hash] = tuple(_costs(tables.freqs[name]).reshape(-1) for name in ("eob", "dc", "ac", "sign"))
+        _COSTS[tables.hash] += (_costs(tables.freqs["esc"])[0],)
     arrays = (entropy.ZIGZAG, entropy.ZZ_UP, entropy.ZZ_LEFT, eob_row, dc_row, ac_row.reshape(-1), nb4,
-              sign_row.reshape(-1), _costs(tables.freqs["eob"]), _costs(tables.freqs["dc"]),
-              _costs(tables.freqs["ac"]), _costs(tables.freqs["sign"]), _costs(tables.freqs["esc"])[0])
-    return tuple(np.ascontiguousarray(a, dtype=np.int32).reshape(-1) for a in arrays)
+              sign_row.reshape(-1))
+    return tuple(np.ascontiguousarray(a, dtype=np.int32).reshape(-1) for a in arrays) + _COSTS[tables.hash]
 
 
 # What a squared error in each plane costs in RGB squared error (BT.601

@@ -140,7 +140,8 @@ def _set_quantizer(chroma_base, chroma_tilt) -> None:
         _SHIPPED_CHROMA_BASE.append(Q.CHROMA_BASE)
     base = _SHIPPED_CHROMA_BASE[0]
     if chroma_base is not None or chroma_tilt is not None:
-        base = Q._tilted(13 if chroma_base is None else chroma_base, 60 if chroma_tilt is None else chroma_tilt)
+        shipped = _SHIPPED_CHROMA_BASE[0][0]    # the base step at (0, 0)
+        base = Q._tilted(shipped if chroma_base is None else chroma_base, 60 if chroma_tilt is None else chroma_tilt)
     if base != Q.CHROMA_BASE:
         Q.CHROMA_BASE = base
         Q._table.cache_clear()
