@@ -61,8 +61,8 @@ def parse_args(argv=None):
                     help="images per setting whose peak memory is probed, one fresh process each (default 1)")
     ap.add_argument("--skip-memory", action="store_true", help="skip the peak-memory probes")
     ap.add_argument("--threads", type=int, default=None,
-                    help="torch.set_num_threads(N), applied only if importing blockcodec imported torch "
-                         "(it currently does not)")
+                    help="threads of blockcodec's C kernels (blockcodec.engine.set_threads(N); default: "
+                         "OMP_NUM_THREADS, else the usable CPUs); torch's too, if the codec imported it")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="output folder (default benchmarks/results)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
@@ -333,7 +333,7 @@ def summarise(raw, meta, cfgs, mem_records):
 
 
 # --------------------------------------------------------------------------- report
-def machine_info(args, mods_versions, torch_state, load_start, load_end, started):
+def machine_info(args, mods_versions, torch_state, load_start, load_end, started, codec_threads=None):
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -352,8 +352,9 @@ def machine_info(args, mods_versions, torch_state, load_start, load_end, started
         "threads": {
             "env": {k: os.environ.get(k) for k in THREAD_ENV},
             "torch": torch_state,
+            "codec": codec_threads,
             "note": "blockcodec's C core (_cext) runs single-threaded, except that its BlockCNN kernel "
-                    "shares a wavefront of 96 or more blocks among torch.get_num_threads() threads; the "
+                    "shares a wavefront of 96 or more blocks among blockcodec.engine.threads() threads; the "
                     "constriction range coder, simplejpeg (libjpeg-turbo) and Pillow's PNG codec run "
                     "single-threaded.",
         },
@@ -392,7 +393,7 @@ def write_markdown(path, info, args, meta, s, cfgs, mem_records):
         f"({'imported' if info['threads']['torch']['imported'] else 'installed, not imported by the codec'})")
     env = ", ".join(f"{k}={val}" for k, val in info["threads"]["env"].items() if val is not None) or "none set"
     tt = info["threads"]["torch"]
-    add(f"- threads: thread env vars: {env}; torch: "
+    add(f"- threads: thread env vars: {env}; blockcodec.engine.threads() = {info['threads'].get('codec')}; torch: "
         + (f"imported, torch.get_num_threads() = {tt['num_threads']}" if tt["imported"] else "not imported")
         + f". {info['threads']['note']}")
     add(f"- platform: {info['platform']}")
@@ -577,8 +578,12 @@ def main(argv=None) -> int:
         import blockcodec
 
         codecs = {cfg_key(p, q): benchlib.make_codec(p, q) for q in args.qualities for p in args.predictors}
-        for p in args.predictors:        # load the predictors now: BlockCNN's module imports torch
+        for p in args.predictors:        # load the predictors (and their weights) now
             blockcodec.predictors.get(p.partition("+")[0])
+        from blockcodec import engine
+        if args.threads:
+            engine.set_threads(args.threads)
+        codec_threads = engine.threads()
         torch_state = {"imported": "torch" in sys.modules, "num_threads": None}
         if torch_state["imported"]:
             torch = sys.modules["torch"]
@@ -593,7 +598,7 @@ def main(argv=None) -> int:
 
     versions = {d: version_of(d) for d in ("numpy", "pillow", "simplejpeg", "constriction", "torch", "tqdm")}
     versions["blockcodec"] = blockcodec.__version__
-    info = machine_info(args, versions, torch_state, load_start, os.getloadavg(), started)
+    info = machine_info(args, versions, torch_state, load_start, os.getloadavg(), started, codec_threads)
     info["duration_s"] = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
     summary = summarise(raw, meta, cfgs, mem_records)
 

@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager, redirect_stderr
 from typing import Callable
 
-from . import progress
+from . import engine, progress
 from .cli import PROG, STDIO, CliError, UsageError, _one_line
 from .errors import BlockcodecError
 
@@ -89,12 +89,13 @@ def _run_one(work: Work, src: str, dst: str, args, bar: progress.Bar | None = No
 
 def _share_cores(threads: int) -> None:
     """Worker initializer: N workers share the cores, rather than each running
-    a thread per core (the BlockCNN kernel and torch size their thread pools
-    from torch's count, which OMP_NUM_THREADS sets when torch loads)."""
+    a thread per core.  The BlockCNN kernel takes its count from
+    ``engine.threads()``; OMP_NUM_THREADS sizes torch's pools (the post-filter)
+    if torch loads later, and torch is told directly if it already has."""
+    engine.set_threads(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    torch = sys.modules.get("torch")
-    if torch is not None:   # already loaded in the parent before the fork
-        torch.set_num_threads(threads)
+    if "torch" in sys.modules:   # already loaded in the parent before the fork
+        sys.modules["torch"].set_num_threads(threads)
 
 
 def run(work: Work, inputs: list[str], outputs: list[str], args, *, jobs: int = 1, quiet: bool = False) -> int:
@@ -120,7 +121,7 @@ def run(work: Work, inputs: list[str], outputs: list[str], args, *, jobs: int = 
         else:
             workers = min(jobs, len(inputs))
             with ProcessPoolExecutor(max_workers=workers, initializer=_share_cores,
-                                     initargs=(max(1, (os.cpu_count() or 1) // workers),)) as pool:
+                                     initargs=(max(1, engine.available_cpus() // workers),)) as pool:
                 futures = {pool.submit(_run_one, work, src, dst, args): src for src, dst in zip(inputs, outputs)}
                 try:
                     for future in as_completed(futures):

@@ -9,6 +9,7 @@ integer throughout, so both produce the same reconstruction bit for bit.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -18,6 +19,47 @@ import numpy as np
 
 from . import _cext
 from .predictors import FILL, PlaneInfo, Predictor
+
+
+# --------------------------------------------------------------------------
+# Threads
+
+_threads: int | None = None   # set_threads(); None: the default below
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has
+    one, else every CPU of the machine)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def set_threads(n: int | None) -> int | None:
+    """How many threads the coding loop's C kernels (the BlockCNN network)
+    may share a batch among; None restores the default (``threads()``).
+    Returns the previous setting, for restoring it.  The thread count never
+    changes a bit of the output."""
+    global _threads
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"threads must be a positive integer or None, not {n!r}")
+        n = int(n)
+    previous, _threads = _threads, n
+    return previous
+
+
+def threads() -> int:
+    """The thread count the C kernels use: ``set_threads``'s value; else
+    OMP_NUM_THREADS where it is a positive integer (the kernel once took
+    torch's count, which follows it); else ``available_cpus()``."""
+    if _threads is not None:
+        return _threads
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return available_cpus()
 
 
 @lru_cache(maxsize=64)

@@ -11,7 +11,7 @@ rows are measured in one run on the same machine.  Reported per variant:
 BD-rate (PSNR-RGB and MS-SSIM) against the first row and the previous row,
 and on Kodak against the anchor codecs of ``python -m kodak_eval`` (their
 points from kodak_eval/results/results.csv); median encode and decode time
-per image (one torch thread per worker).  On all 24 Kodak images the table
+per image (one thread per worker).  On all 24 Kodak images the table
 also has BD-rates against CompressAI's published curves (bmshj2018-hyperprior,
 mbt2018-mean, BPG 4:4:4), entered as data from kodak_eval/data/.  ``--set heldout`` runs on the
 held-out split of the training images instead of Kodak: that is where
@@ -82,11 +82,19 @@ def parse_variants(spec: str) -> tuple[tuple[str, tuple[tuple[str, object], ...]
 
 
 def _worker_init(reference: str | None = None) -> None:
-    """One torch thread; a reference worker imports blockcodec from another checkout."""
+    """One thread (OMP_NUM_THREADS); a reference worker imports blockcodec
+    from another checkout.  The codec's C kernels take their count from
+    blockcodec.engine (a checkout from before that reads torch's, which
+    follows OMP_NUM_THREADS when it loads); torch is told directly only if
+    something has already imported it."""
     if reference:
         sys.path.insert(0, reference)
-    import torch
-    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+    n = max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
+    from blockcodec import engine
+    if hasattr(engine, "set_threads"):
+        engine.set_threads(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
 
 
 def measure(job: Job) -> list[dict]:
@@ -226,7 +234,7 @@ def write(records: list[dict], names: list[str], images: list[str], args, meta: 
     first = curves[names[0]]
     lines = [f"# Encoder and entropy-coding tools ({'Kodak' if args.set == 'kodak' else 'held-out training split'})",
              "", f"Generated {meta['date']} by `{meta['command']}`; {len(images)} images, qualities "
-             f"{', '.join(map(str, args.qualities))}; {meta['workers']} worker(s), one torch thread each; "
+             f"{', '.join(map(str, args.qualities))}; {meta['workers']} worker(s), one thread each; "
              f"{meta['cpu']}, load average {meta['load']}, wall {meta['wall']:.0f} s.", "",
              "Every stream is decoded as users get it (the post-filter it records). BD-rates are on PSNR-RGB "
              "unless marked MS-SSIM; negative = fewer bits for the same quality. Times are medians per image, "

@@ -239,19 +239,27 @@ def temporary_variants(blind_weights: str | None = None):
 
 
 @contextlib.contextmanager
-def torch_threads_pinned():
-    """Run torch with OMP_NUM_THREADS intra-op threads (1 unless the
-    environment says otherwise), then restore the caller's setting.  The
-    environment variable alone is not enough when torch was imported before
-    this module (as under pytest): torch would then use every core, and on a
-    loaded 2-core machine oversubscription makes it many times slower."""
-    import torch   # the BlockCNN variants need it anyway
-    saved = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+def threads_pinned():
+    """Run the codec's C kernels (and torch, where something imported it)
+    with OMP_NUM_THREADS threads (1 unless the environment says otherwise),
+    then restore the caller's settings.  Set explicitly because the codec's
+    setting may already have been changed in this process, and torch would
+    ignore the environment variable if it was imported before this module (as
+    under pytest); on a loaded 2-core machine oversubscription makes either
+    many times slower."""
+    from blockcodec import engine
+    n = max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
+    torch = sys.modules.get("torch")
+    saved_torch = torch.get_num_threads() if torch is not None else None
+    saved = engine.set_threads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
     try:
-        yield torch.get_num_threads()
+        yield engine.threads()
     finally:
-        torch.set_num_threads(saved)
+        engine.set_threads(saved)
+        if torch is not None:
+            torch.set_num_threads(saved_torch)
 
 
 def _worker_init(blind_weights: str | None = None) -> None:
@@ -676,7 +684,7 @@ def _run(args, argv) -> int:
     if DETAIL_QUALITY not in args.qualities:
         jobs += [Job(v, DETAIL_QUALITY, p.stem, str(p)) for v in STAGE_VARIANTS for p in images]
 
-    with torch_threads_pinned() as torch_threads:
+    with threads_pinned() as threads:
         with temporary_variants() as added:
             temp_ids = [predictors.id_of(n) for n in added]
             records = run_jobs(jobs, args.jobs, progress=not args.quiet)
@@ -701,7 +709,7 @@ def _run(args, argv) -> int:
         "qualities": args.qualities,
         "jobs": args.jobs,
         "threads": (f"OMP/OpenBLAS/MKL_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
-                    f"torch threads {torch_threads}"),
+                    f"codec threads {threads}"),
         "weights_file": zoo.path("blockcnn").name,
         "weights_hash": predictors.get("blockcnn").weights_hash().hex(),
         "temp_ids": ", ".join(map(str, temp_ids)) or "(none needed)",

@@ -179,6 +179,13 @@ def test_the_coding_loop_reports_every_block_once(shape, subsampling):
 
 
 def test_workers_share_the_cores_instead_of_each_taking_all():
+    """The worker initializer sets the codec's own thread count (the BlockCNN
+    kernel) without importing torch, and torch, imported later, follows."""
+    code = ("import sys; from blockcodec import batch, engine; batch._share_cores(1); "
+            "print(engine.threads(), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["1", "False"]
+    pytest.importorskip("torch")
     code = "from blockcodec import batch; batch._share_cores(1); import torch; print(torch.get_num_threads())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "1"

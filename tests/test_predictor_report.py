@@ -7,15 +7,15 @@ padded planes is exercised too.
 from __future__ import annotations
 
 import csv
+import sys
 
 import pytest
 
-torch = pytest.importorskip("torch")   # BlockCNN
 pytest.importorskip("matplotlib")   # the figure
 
 from PIL import Image  # noqa: E402
 
-from blockcodec import predictors  # noqa: E402
+from blockcodec import engine, predictors  # noqa: E402
 from conftest import textured_image  # noqa: E402
 from kodak_eval import predictor_report as pr  # noqa: E402
 
@@ -31,16 +31,24 @@ def _synthetic_kodak(tmp_path, h, w, seed):
 def test_report_end_to_end(tmp_path):
     images, out = _synthetic_kodak(tmp_path, 72, 104, seed=7)
     registry_before = dict(predictors.REGISTRY)
-    threads_before = torch.get_num_threads()
+    torch = sys.modules.get("torch")   # the report pins torch's threads only where it is loaded
+    torch_before = torch.get_num_threads() if torch is not None else None
+    saved = engine.set_threads(3)      # the caller's setting, which the report must restore
 
     argv = ["--kodak-dir", str(images), "--images", "1", "--qualities", "30,50",
             "--out", str(out), "--figure-image", "synthetic", "--quiet"]
-    assert pr.main(argv) == 0
+    try:
+        assert pr.main(argv) == 0
+        # The report pins the threads, then restores them.
+        assert engine.threads() == 3
+    finally:
+        engine.set_threads(saved)
+    if torch is not None:
+        assert torch.get_num_threads() == torch_before
 
     # The temporary variants are gone again, instances included.
     assert predictors.REGISTRY == registry_before
     assert not set(getattr(predictors, "_instances", {})) - set(registry_before)
-    assert torch.get_num_threads() == threads_before   # the report pins, then restores
 
     md = (out / "ablation.md").read_text()
     assert md.startswith("Command: `python -m kodak_eval.predictor_report --kodak-dir")

@@ -39,8 +39,8 @@ from ..codec import Codec, CodecConfig, Geometry
 from ..engine import guide_windows, pad_guide
 from ..color import downsample_420
 from ..predictors import FILL
-from ..predictors.blockcnn import (BlockCNN, BlockCNNConfig, build_inputs, export_integer,
-                                   quality_feature, save_weights)
+from ..predictors.blockcnn import BlockCNNConfig, build_inputs, quality_feature, save_weights
+from .blockcnn_qat import BlockCNN, export_integer
 from .config import TrainConfig, add_arguments
 from . import checkpoint
 from .data import list_images, split
