@@ -771,7 +771,7 @@ examples:
                                                    data-parallel (DDP, gloo)
   blockcodec train restoration --arch wdsr --minutes 60
   blockcodec train int8 --weights runs/restoration-wdsr/wdsr.npz
-                                                   int8 activation scales for a WDSR
+                                                   a WDSR as the decoder's integer program
 
 Training reads ../shared/data/train only (every 10th image held out for
 validation), logs to WORKDIR/log.jsonl and checkpoints every 5 minutes.
@@ -793,9 +793,10 @@ def add_train_parser(sub) -> None:
          "Train one of the five restoration designs on luminance patches decoded by JPEG and by "
          "blockcodec, conditioned on the quantizer; exports plain .npz weights.",
          "restoration_config", "restoration"),
-        ("int8", "calibrate the int8 WDSR post-filter (activation scales; no training)",
-         "Measure the activation scales of the decoder's int8 WDSR post-filter on blockcodec decodes "
-         "of training images; writes the JSON the decoder reads.", "int8_calibration", "int8_calibration"),
+        ("int8", "quantize a WDSR post-filter into the decoder's integer program (no training)",
+         "Measure the float network's activations on blockcodec decodes of training images and write "
+         "the integer program (.npz) the decoder runs in its C runtime.", "postfilter_export",
+         "postfilter_export"),
     ]
     import importlib
     for name, help_text, description, arguments, trainer in trainers:

@@ -2,9 +2,11 @@
 
 The post-filter sits outside the coding loop: the decoder reconstructs the
 planes bit for bit as the encoder did, then (optionally) filters them before
-colour conversion.  Nothing it computes feeds back into prediction, so its
-floating-point convolutions cannot make the decoder drift; its output may
-differ by an LSB between machines, the in-loop reconstruction never.
+colour conversion.  The default post-filter (WDSR) runs as an integer
+program in the C core (``convnet8``), so the filtered image too is a
+function of the bytes alone, on every machine, kernel and thread count.
+The other post-filters run their float networks in torch: their output may
+differ by an LSB between machines (never the in-loop reconstruction).
 
 The encoder records which post-filter the stream is meant for (an id and the
 first 4 bytes of the sha256 of the shipped weights file); the decoder applies
@@ -13,7 +15,9 @@ bitstream and never reused.
 
 Each plane is filtered with the quality feature of its own quantization table
 (luma table for Y, chroma table for Cb and Cr): the networks were trained on
-luma, and the table tells them how coarse the plane's quantizer was.
+luma, and the table tells them how coarse the plane's quantizer was.  The
+integer programs read it as a byte computed in integers
+(``convnet8.quality_byte``).
 """
 from __future__ import annotations
 
@@ -85,31 +89,37 @@ def network(name: str):
 
 @lru_cache(maxsize=None)
 def decoder_network(name: str):
-    """The network the decoder runs: ``network(name)``, except where an int8
-    calibration is shipped for it (WDSR, ``restoration/int8.py``, about four
-    times faster) and this torch build runs int8 convolutions."""
-    net = network(name)                 # its file verified against the zoo's sha256
+    """What the decoder runs for ``name``: its integer program where one is
+    shipped (``{name}-int8`` in the zoo; WDSR, the default), run by the C
+    core without torch and exact on every machine; otherwise the float
+    network (torch)."""
+    check_name(name)
     if f"{name}-int8" not in zoo.MODELS:
-        return net
-    from .restoration.int8 import Calibration, Int8WDSR
-    cal = Calibration.from_json(zoo.path(f"{name}-int8").read_text())
-    if cal.weights_sha256 != zoo.MODELS[name].sha256:
-        raise BlockcodecError(f"the int8 calibration of {name!r} was measured for other weights")
-    try:
-        return Int8WDSR(net.eager, cal)
-    except (RuntimeError, NotImplementedError):   # no quantized CPU kernels in this torch build
-        return net
+        return network(name)
+    from . import convnet8
+    program = convnet8.load(zoo.path(f"{name}-int8"))      # its file verified against the zoo's sha256
+    if program.meta.get("source_sha256") != zoo.MODELS[name].sha256:
+        raise BlockcodecError(f"the integer program of {name!r} was made from other weights")
+    return program
 
 
-def apply(name: str, planes: list[np.ndarray], quality: int, exact: bool = False) -> list[np.ndarray]:
+def apply(name: str, planes: list[np.ndarray], quality: int, exact: bool = False,
+          threads: int | None = None) -> list[np.ndarray]:
     """Filter decoded planes (Y, or Y Cb Cr) coded at ``quality``; 'none'
     returns them unchanged.  ``exact``: the float network even where the
-    decoder would run its int8 form."""
+    decoder runs an integer program (for measuring what quantization costs).
+    ``threads``: for the integer program (default: the cores this process
+    may use)."""
     if check_name(name) == "none":
         return planes
-    from .restoration import quality_feature
+    tables = [quantization.qtable(quality, i > 0) for i in range(len(planes))]
+    net = None if exact else decoder_network(name)
+    from . import convnet8
+    if isinstance(net, convnet8.Program):
+        return [net.run(p, bytes([convnet8.quality_byte(t)]) + bytes(net.input_channels - 2), threads=threads)
+                for p, t in zip(planes, tables)]
+    from .restoration import quality_feature                   # the float networks: torch
     from .restoration.tiling import restore
 
-    net = network(name) if exact else decoder_network(name)
-    return [restore(net, p, quality_feature(quantization.qtable(quality, i > 0)), TILE, net.margin)
-            for i, p in enumerate(planes)]
+    net = network(name)
+    return [restore(net, p, quality_feature(t), TILE, net.margin) for p, t in zip(planes, tables)]

@@ -18,7 +18,7 @@ from .errors import BlockcodecError
 @dataclass(frozen=True)
 class ModelCard:
     name: str
-    kind: str            # "predictor", "postfilter" or "int8 calibration" (of the postfilter it names)
+    kind: str            # "predictor", "postfilter" or "integer program" (of the postfilter it names)
     file: str            # inside blockcodec/data/
     sha256: str          # of the file's bytes
     command: str         # how it was trained
@@ -117,14 +117,16 @@ MODELS: dict[str, ModelCard] = {
         ),
         ModelCard(
             name="wdsr-int8",
-            kind="int8 calibration",
-            file="restore_wdsr.int8.json",
-            sha256="ba9e55362a2579477d44456c36fbc497626d07026817788a1e610ab4f58631da",
-            command="blockcodec train int8 --output blockcodec/data/restore_wdsr.int8.json --force (about 1 min; reproduces the shipped file byte for byte)",
-            data="48 training images (../shared/data/train, training split), centre 384x384, coded by "
-                 "blockcodec 4:2:0 at qualities 5..95; the Y, Cb and Cr planes",
-            notes="activation scales (99.995th percentile of |activation|) of the four residual blocks of the "
-                  "wdsr weights above, for the decoder's int8 post-filter (restoration/int8.py)",
+            kind="integer program",
+            file="restore_wdsr.int8.npz",
+            sha256="55498c537132d11cd18bdb9fc99941fbe4938e0750726d3ad5d79b44459995cb",
+            command="blockcodec train int8 --output blockcodec/data/restore_wdsr.int8.npz --force (about 2 min; "
+                    "reproduces the shipped file byte for byte)",
+            data="activation statistics from 48 training images (../shared/data/train, training split), centre "
+                 "384x384, coded by blockcodec 4:2:0 at qualities 5..95; the Y, Cb and Cr planes",
+            notes="the wdsr weights above, post-training quantized (blockcodec/train/postfilter_export.py): int8 "
+                  "weights, uint8 activations, an int16 residual stream; the program the decoder's C runtime "
+                  "runs (blockcodec/convnet8.py, cext/convnet8.c)",
         ),
     ]
 }

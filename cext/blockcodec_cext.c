@@ -18,8 +18,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "convnet8.h"
 #include "intnet.h"
 #include "rdoq.h"
+#include "simd.h"
 
 /* Orthonormal 8-point DCT-II basis, BASIS[k][n] = a(k) cos((2n+1)k pi / 16),
  * a(0) = sqrt(1/8), a(k) = sqrt(2/8), scaled by 2^13 and rounded.  Committed
@@ -962,6 +964,123 @@ fail:
     return NULL;
 }
 
+/* ------------------------------------------------------------ post-filter network */
+
+PyDoc_STRVAR(convnet8_run_doc,
+"convnet8_run(plane, h, w, consts, buffers, ops, input, output, margin, tile, threads, simd, out)\n\n"
+"The post-filter's integer network (cext/convnet8.h, docs/FORMAT.md section 6) over one\n"
+"uint8 plane of h x w pixels.  consts: uint8 values of the input buffer's channels 1..C-1.\n"
+"buffers: a sequence of (channels, type, zero), type 0 = uint8, 1 = int16.  ops: a sequence\n"
+"of (kind, src, dst, skip, k, shift, lo, hi, weights, bias, mult), kind 0 = convolution\n"
+"(weights int8 packed [k][k*cin/4][cpad][4], bias and mult int32[cout]), 1 = requantization\n"
+"(weights and bias None, mult int32[1]); skip -1 or a buffer index.  out: writable uint8[h*w].\n"
+"simd: -1 for BLOCKCODEC_SIMD or the best kernel, else a level (capped at the CPU's).\n"
+"Every tile size, thread count and kernel gives the same output.");
+
+static int parse_cn8(PyObject *o_buffers, PyObject *o_ops, Cn8Net *net, Arg *a)
+{
+    PyObject *bufs = PySequence_Fast(o_buffers, "buffers: expected a sequence");
+    if (!bufs) return -1;
+    Py_ssize_t nb = PySequence_Fast_GET_SIZE(bufs);
+    if (nb < 2 || nb > CN8_MAX_BUFFERS) { PyErr_SetString(PyExc_ValueError, "buffers: 2 to 8 buffers"); Py_DECREF(bufs); return -1; }
+    net->n_buffers = (int)nb;
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        Cn8Buffer *B = &net->buf[i];
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(bufs, i), "iii;buffer: (channels, type, zero)",
+                              &B->channels, &B->type, &B->zero)) { Py_DECREF(bufs); return -1; }
+    }
+    Py_DECREF(bufs);
+    PyObject *ops = PySequence_Fast(o_ops, "ops: expected a sequence");
+    if (!ops) return -1;
+    Py_ssize_t no = PySequence_Fast_GET_SIZE(ops);
+    if (no < 1 || no > CN8_MAX_OPS) { PyErr_SetString(PyExc_ValueError, "ops: 1 to 48 steps"); goto fail; }
+    net->n_ops = (int)no;
+    for (Py_ssize_t i = 0; i < no; i++) {
+        Cn8Op *op = &net->op[i];
+        PyObject *o_w, *o_b, *o_m;
+        memset(op, 0, sizeof *op);
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(ops, i), "iiiiiiiiOOO;op: (kind, src, dst, skip, k, shift, "
+                              "lo, hi, weights, bias, mult)", &op->kind, &op->src, &op->dst, &op->skip, &op->k,
+                              &op->shift, &op->lo, &op->hi, &o_w, &o_b, &o_m)) goto fail;
+        if (op->dst < 0 || op->dst >= net->n_buffers || op->src < 0 || op->src >= net->n_buffers) {
+            PyErr_Format(PyExc_ValueError, "op %zd: buffer index out of range", i); goto fail;
+        }
+        Arg *w = &a[3 * i], *b = w + 1, *m = w + 2;
+        if (op->kind == CN8_CONV) {
+            op->cout = net->buf[op->dst].channels;
+            Py_ssize_t cpad = (op->cout + CN8_VEC - 1) / CN8_VEC * CN8_VEC;
+            if (op->k < 1 || op->k > CN8_MAX_K) { PyErr_Format(PyExc_ValueError, "op %zd: kernel size out of range", i); goto fail; }
+            if (get_arg(o_w, w, "weights", 'b', 1, (Py_ssize_t)op->k * op->k * net->buf[op->src].channels * cpad, 0) ||
+                get_arg(o_b, b, "bias", 'i', 4, op->cout, 0) || get_arg(o_m, m, "mult", 'i', 4, op->cout, 0)) goto fail;
+            op->weights = w->view.buf;
+            op->bias = b->view.buf;
+        } else {
+            op->cout = net->buf[op->dst].channels;
+            if (get_arg(o_m, m, "mult", 'i', 4, 1, 0)) goto fail;
+        }
+        op->mult = m->view.buf;
+    }
+    Py_DECREF(ops);
+    const char *err = cn8_check(net);
+    if (err) { PyErr_Format(PyExc_ValueError, "post-filter network: %s", err); return -1; }
+    return 0;
+fail:
+    Py_DECREF(ops);
+    return -1;
+}
+
+static PyObject *py_convnet8_run(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *o_plane, *o_consts, *o_buffers, *o_ops, *o_out;
+    int h, w, input, output, margin, tile, threads, simd;
+    if (!PyArg_ParseTuple(args, "OiiOOOiiiiiiO", &o_plane, &h, &w, &o_consts, &o_buffers, &o_ops, &input, &output,
+                          &margin, &tile, &threads, &simd, &o_out)) return NULL;
+    Arg a[3 * CN8_MAX_OPS + 3];
+    memset(a, 0, sizeof a);
+    Arg *ap = &a[3 * CN8_MAX_OPS], *ac = ap + 1, *ao = ap + 2;
+    Cn8Net net;
+    memset(&net, 0, sizeof net);
+    net.input = input;
+    net.output = output;
+    net.margin = margin;
+    if (h < 1 || w < 1 || h > 65535 || w > 65535) { PyErr_SetString(PyExc_ValueError, "plane size out of range"); goto fail; }
+    if (tile < CN8_MIN_TILE || tile > CN8_MAX_TILE || threads < 1 || threads > CN8_MAX_THREADS) {
+        PyErr_SetString(PyExc_ValueError, "tile or threads out of range"); goto fail;
+    }
+    if (parse_cn8(o_buffers, o_ops, &net, a)) goto fail;
+    int level = simd_select(simd);
+    if (level < 0) { PyErr_SetString(PyExc_ValueError, "BLOCKCODEC_SIMD: unknown level (none, avx2)"); goto fail; }
+    if (get_arg(o_plane, ap, "plane", 'B', 1, (Py_ssize_t)h * w, 0) ||
+        get_arg(o_consts, ac, "consts", 'B', 1, net.buf[input].channels - 1, 0) ||
+        get_arg(o_out, ao, "out", 'B', 1, (Py_ssize_t)h * w, 1)) goto fail;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cn8_run(&net, ap->view.buf, h, w, w, ac->view.buf, ao->view.buf, w, tile, threads, level);
+    Py_END_ALLOW_THREADS
+    release(a, 3 * CN8_MAX_OPS + 3);
+    if (rc) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+fail:
+    release(a, 3 * CN8_MAX_OPS + 3);
+    return NULL;
+}
+
+PyDoc_STRVAR(simd_level_doc,
+"simd_level(requested=-1) -> str\n\n"
+"The kernel level the integer networks run for `requested` (-1: BLOCKCODEC_SIMD or the\n"
+"best the CPU has): 'none' or 'avx2'.  ValueError for an unknown BLOCKCODEC_SIMD.");
+
+static PyObject *py_simd_level(PyObject *self, PyObject *args)
+{
+    (void)self;
+    int requested = -1;
+    if (!PyArg_ParseTuple(args, "|i", &requested)) return NULL;
+    int level = simd_select(requested);
+    if (level < 0) { PyErr_SetString(PyExc_ValueError, "BLOCKCODEC_SIMD: unknown level (none, avx2)"); return NULL; }
+    return PyUnicode_FromString(simd_name(level));
+}
+
 static PyMethodDef methods[] = {
     {"fdct_quantize", py_fdct_quantize, METH_VARARGS, fdct_quantize_doc},
     {"rdo_quantize", py_rdo_quantize, METH_VARARGS, rdo_quantize_doc},
@@ -975,6 +1094,8 @@ static PyMethodDef methods[] = {
     {"requantize", py_requantize, METH_VARARGS, requantize_doc},
     {"intnet_forward", py_intnet_forward, METH_VARARGS, intnet_forward_doc},
     {"intnet_scratch_len", py_intnet_scratch_len, METH_VARARGS, intnet_scratch_len_doc},
+    {"convnet8_run", py_convnet8_run, METH_VARARGS, convnet8_run_doc},
+    {"simd_level", py_simd_level, METH_VARARGS, simd_level_doc},
     {NULL, NULL, 0, NULL},
 };
 
