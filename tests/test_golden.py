@@ -1,7 +1,9 @@
 """Golden test vectors: committed streams whose decoded pixels are pinned by
 sha256.  They must decode identically forever, on every machine; a change to
-any normative part (tables, transform, predictors, colour) breaks them and
-needs a new bitstream VERSION, not a regenerated vector.
+any normative part (tables, transform, predictors, colour, the integer
+post-filter's arithmetic) breaks them and needs a new bitstream VERSION, not a
+regenerated vector.  The ``_wdsr`` vectors pin the default post-filter's
+output too: it is exact (docs/FORMAT.md section 6.2).
 
 Regenerate only together with a version bump:  python tests/test_golden.py --regenerate
 """
@@ -19,13 +21,16 @@ import blockcodec
 
 DATA = Path(__file__).parent / "data"
 VECTORS = {
-    # name: (image kind, quality, predictor, subsampling)
-    "golden_rgb420_q50_planar": ("rgb", 50, "planar", "420"),
-    "golden_rgb444_q80_dc": ("rgb", 80, "dc", "444"),
-    "golden_gray_q30_none": ("gray", 30, "none", "420"),
+    # name: (image kind, quality, predictor, subsampling, post-filter)
+    "golden_rgb420_q50_planar": ("rgb", 50, "planar", "420", "none"),
+    "golden_rgb444_q80_dc": ("rgb", 80, "dc", "444", "none"),
+    "golden_gray_q30_none": ("gray", 30, "none", "420", "none"),
     # BlockCNN: integer network inference, cross-component guides (4:2:0 and 4:4:4).
-    "golden_rgb420_q40_blockcnn": ("rgb", 40, "blockcnn", "420"),
-    "golden_rgb444_q70_blockcnn": ("rgb", 70, "blockcnn", "444"),
+    "golden_rgb420_q40_blockcnn": ("rgb", 40, "blockcnn", "420", "none"),
+    "golden_rgb444_q70_blockcnn": ("rgb", 70, "blockcnn", "444", "none"),
+    # The default codec as users get it: BlockCNN and the integer WDSR post-filter.
+    "golden_rgb420_q20_blockcnn_wdsr": ("rgb", 20, "blockcnn", "420", "wdsr"),
+    "golden_gray_q60_blockcnn_wdsr": ("gray", 60, "blockcnn", "420", "wdsr"),
 }
 
 
@@ -53,21 +58,29 @@ def test_golden_vector_decodes_identically(name):
     assert _sha(out) == expected["sha256"]
 
 
+@pytest.mark.parametrize("name", sorted(n for n in VECTORS if VECTORS[n][4] != "none"))
+def test_post_filtered_vectors_decode_identically_with_the_plain_kernels(name, monkeypatch):
+    monkeypatch.setenv("BLOCKCODEC_SIMD", "none")
+    data = (DATA / f"{name}.bkc").read_bytes()
+    expected = json.loads((DATA / "golden.json").read_text())[name]
+    assert _sha(blockcodec.decode(data)) == expected["sha256"]
+
+
 @pytest.mark.parametrize("name", sorted(VECTORS))
 def test_encoder_reproduces_golden_bytes(name):
     # The encoder is integer-only too, so it reproduces the committed bytes.
-    kind, quality, predictor, sub = VECTORS[name]
+    kind, quality, predictor, sub, pf = VECTORS[name]
     data = blockcodec.encode(golden_image(kind), quality, predictor=predictor, subsampling=sub,
-                             postfilter="none")
+                             postfilter=pf)
     assert data == (DATA / f"{name}.bkc").read_bytes()
 
 
 def regenerate() -> None:
     DATA.mkdir(exist_ok=True)
     meta = {}
-    for name, (kind, quality, predictor, sub) in VECTORS.items():
+    for name, (kind, quality, predictor, sub, pf) in VECTORS.items():
         data = blockcodec.encode(golden_image(kind), quality, predictor=predictor, subsampling=sub,
-                             postfilter="none")
+                                 postfilter=pf)
         (DATA / f"{name}.bkc").write_bytes(data)
         out = blockcodec.decode(data)
         meta[name] = {"shape": list(out.shape), "sha256": _sha(out), "bytes": len(data)}
