@@ -121,7 +121,8 @@ def run(work: Work, inputs: list[str], outputs: list[str], args, *, jobs: int = 
         else:
             workers = min(jobs, len(inputs))
             with ProcessPoolExecutor(max_workers=workers, initializer=_share_cores,
-                                     initargs=(max(1, engine.available_cpus() // workers),)) as pool:
+                                     initargs=(getattr(args, "threads", None)
+                                               or max(1, engine.available_cpus() // workers),)) as pool:
                 futures = {pool.submit(_run_one, work, src, dst, args): src for src, dst in zip(inputs, outputs)}
                 try:
                     for future in as_completed(futures):

@@ -490,6 +490,9 @@ def _add_batch_arguments(p, what: str, output: str) -> None:
                           "(created if missing)")
     p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
                    help="with -d: code N files at a time, in separate processes (default 1)")
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="threads per file for the C kernels (default: the cores this process may run "
+                        "on, shared among --jobs); the output never depends on it")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar and no warnings (errors are still reported)")
 
@@ -534,8 +537,10 @@ def add_encode_parser(sub) -> None:
 
 def _run_files(args, work, extension: str) -> int:
     """The -o form (one file, errors raised as usual) or the -d form (batch.py)."""
-    from . import batch, progress
+    from . import batch, engine, progress
 
+    if args.threads is not None:
+        engine.set_threads(args.threads)
     if args.output is not None:
         if len(args.inputs) > 1:
             raise UsageError(f"{len(args.inputs)} inputs need -d OUTDIR, not -o")

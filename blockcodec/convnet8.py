@@ -23,7 +23,6 @@ File layout (numpy ``.npz``, no pickles):
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +61,7 @@ class Program:
                 total += k * k * self.buffers[src][0] * self.buffers[dst][0]
         return total
 
-    def run(self, plane: np.ndarray, consts: bytes, tile: int = TILE, threads: int | None = None,
+    def run(self, plane: np.ndarray, consts: bytes, tile: int = TILE, threads: int = 1,
             simd: int = -1) -> np.ndarray:
         """The filtered plane (uint8, same shape).  consts: the values of
         input channels 1..C-1.  simd -1: ``BLOCKCODEC_SIMD`` or the best
@@ -72,18 +71,9 @@ class Program:
             raise ValueError("a post-filter runs on one 2-D plane")
         h, w = plane.shape
         out = np.empty_like(plane)
-        threads = default_threads() if threads is None else threads
         _cext.convnet8_run(plane, h, w, np.frombuffer(bytes(consts), np.uint8), self.buffers, self.ops,
                            self.input, self.output, self.margin, tile, threads, simd, out)
         return out
-
-
-def default_threads() -> int:
-    """The cores this process may run on."""
-    try:
-        return max(1, min(16, len(os.sched_getaffinity(0))))
-    except (AttributeError, OSError):
-        return max(1, min(16, os.cpu_count() or 1))
 
 
 def save(path, arrays: dict[str, np.ndarray]) -> None:

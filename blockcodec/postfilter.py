@@ -108,14 +108,16 @@ def apply(name: str, planes: list[np.ndarray], quality: int, exact: bool = False
     """Filter decoded planes (Y, or Y Cb Cr) coded at ``quality``; 'none'
     returns them unchanged.  ``exact``: the float network even where the
     decoder runs an integer program (for measuring what quantization costs).
-    ``threads``: for the integer program (default: the cores this process
-    may use)."""
+    ``threads``: for the integer program (default ``engine.threads()``, the
+    codec's one thread setting)."""
     if check_name(name) == "none":
         return planes
     tables = [quantization.qtable(quality, i > 0) for i in range(len(planes))]
     net = None if exact else decoder_network(name)
     from . import convnet8
     if isinstance(net, convnet8.Program):
+        from . import engine
+        threads = engine.threads() if threads is None else threads
         return [net.run(p, bytes([convnet8.quality_byte(t)]) + bytes(net.input_channels - 2), threads=threads)
                 for p, t in zip(planes, tables)]
     from .restoration import quality_feature                   # the float networks: torch

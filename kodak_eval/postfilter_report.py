@@ -11,7 +11,7 @@ on RGB after the decoder's colour conversion.  Reported per filter: BD-rate
 and BD-PSNR against no post-filter, the post-filter's time per image (one
 torch thread per worker, as every kodak_eval timing), and the network's size
 in parameters and multiply-adds per pixel.  Every filter is measured as the
-decoder runs it (WDSR with int8 residual blocks, ``restoration/int8.py``);
+decoder runs it (WDSR as its integer program in the C core, ``blockcodec/convnet8.py``);
 ``NAME-float`` (e.g. ``--filters wdsr,wdsr-float``) adds the float network
 beside it.  Writes postfilter.md, .csv and postfilter.png (PSNR gain over no
 filter against bits per pixel).

@@ -130,6 +130,25 @@ def test_options_reach_the_stream(tmp_path, rgb_png, capsys):
     assert h.predictor_id == blockcodec.predictors.id_of("dc")
 
 
+def test_threads_option_never_changes_the_output(tmp_path, rgb_png, capsys):
+    from blockcodec import engine
+    outs = {}
+    try:
+        for n in (1, 2, 3):
+            bkc, png = tmp_path / f"t{n}.bkc", tmp_path / f"t{n}.png"
+            rc, _, err = call(["encode", rgb_png, "-o", bkc, "--threads", n], capsys)
+            assert rc == 0, err
+            rc, _, err = call(["decode", bkc, "-o", png, "--threads", n], capsys)   # post-filter included
+            assert rc == 0, err
+            assert engine.threads() == n
+            outs[n] = (bkc.read_bytes(), png.read_bytes())
+    finally:
+        engine.set_threads(None)
+    assert outs[1] == outs[2] == outs[3]
+    rc, _, err = call(["decode", tmp_path / "t1.bkc", "-o", tmp_path / "z.png", "--threads", 0], capsys)
+    assert rc != 0 and "threads" in err
+
+
 def test_decode_format_follows_extension(tmp_path, rgb_bkc, capsys):
     for ext, fmt in [(".bmp", "BMP"), (".tif", "TIFF"), (".ppm", "PPM")]:
         out = tmp_path / f"x{ext}"
