@@ -11,7 +11,7 @@ warm-up, interleaved per round with a libjpeg-turbo decode of the same image
 (simplejpeg, quality 90, 4:2:0) as the side-by-side reference.  Reported per
 setting: the median over images of each image's median full decode
 (``blockcodec.decode_result``: entropy decoding, prediction loop, post-filter,
-colour), the post-filter's own share, and the ratio to the reference.  torch
+colour), the post-filter's own share, and the ratio to the reference.  The codec
 keeps its default thread count (both cores here), as a user's decode would.
 
 Target (issue 4): a full decode with the default post-filter takes at most 1 s
@@ -88,11 +88,11 @@ def main(argv=None) -> int:
         print(f"{os.path.basename(path)}: " + ", ".join(
             f"{f} {statistics.median(runs[f]['total']) * 1000:.0f} ms" for f in filters), file=sys.stderr)
 
-    import torch
+    from blockcodec import engine
     summary = {k: {stage: statistics.median(xs) for stage, xs in v.items() if xs} for k, v in per_image.items()}
     ref = summary["jpeg_decode"]["total"]
     info = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "images": len(paths),
-            "quality": args.quality, "repeats": args.repeats, "torch_threads": torch.get_num_threads(),
+            "quality": args.quality, "repeats": args.repeats, "threads": engine.threads(),
             "load_start": [round(x, 2) for x in load_start], "load_end": [round(x, 2) for x in os.getloadavg()],
             "seconds": round(time.time() - started, 1), "cpu_count": os.cpu_count()}
     os.makedirs(args.out, exist_ok=True)
@@ -103,8 +103,8 @@ def main(argv=None) -> int:
         "",
         f"Generated {info['date']} by `python benchmarks/bench_postfilter.py "
         f"{' '.join(sys.argv[1:] if argv is None else argv)}`; {info['images']} images 768×512 at quality "
-        f"{args.quality}, {args.repeats} timed decodes each after a warm-up, torch threads "
-        f"{info['torch_threads']}, {info['cpu_count']} CPUs, load average {info['load_start']} -> "
+        f"{args.quality}, {args.repeats} timed decodes each after a warm-up, codec threads "
+        f"{info['threads']}, {info['cpu_count']} CPUs, load average {info['load_start']} -> "
         f"{info['load_end']}.",
         "",
         "Median over images of each image's median. The reference is libjpeg-turbo (simplejpeg) decoding "

@@ -37,8 +37,10 @@ STAGES = ("entropy", "prediction", "transform", "glue", "postfilter", "color")
 
 def _init(path: str) -> None:
     sys.path.insert(0, path)
-    import torch
-    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"     # the codec's C kernels (and torch's, where a checkout uses it)
+    from blockcodec import engine
+    if hasattr(engine, "set_threads"):
+        engine.set_threads(1)
 
 
 def _run(path: str, quality: int, effort: int | None) -> dict:
