@@ -13,12 +13,12 @@ import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
-from functools import lru_cache
 
 import numpy as np
 
 from . import _cext
 from .predictors import FILL, PlaneInfo, Predictor
+from .scan import all_blocks, wavefronts  # noqa: F401  (engine.wavefronts: the coding order)
 
 
 # --------------------------------------------------------------------------
@@ -60,23 +60,6 @@ def threads() -> int:
     if env.isdigit() and int(env) > 0:
         return int(env)
     return available_cpus()
-
-
-@lru_cache(maxsize=64)
-def wavefronts(n_rows: int, n_cols: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    """(rows, cols) int32 arrays of the blocks of each wavefront t = 2r + c."""
-    fronts = []
-    for t in range(2 * (n_rows - 1) + n_cols):
-        r = np.arange(max(0, (t - n_cols + 2) // 2), min(n_rows - 1, t // 2) + 1, dtype=np.int32)
-        if len(r):  # a one-column plane has no blocks on odd wavefronts
-            fronts.append((r, (t - 2 * r).astype(np.int32)))
-    return tuple(fronts)
-
-
-@lru_cache(maxsize=64)
-def _all_blocks(n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
-    r, c = np.divmod(np.arange(n_rows * n_cols, dtype=np.int32), np.int32(n_cols))
-    return r.astype(np.int32), c.astype(np.int32)
 
 
 def pad_guide(plane: np.ndarray) -> np.ndarray:
@@ -121,7 +104,7 @@ class PlaneTrace:
 def _batches(predictor: Predictor, n_rows: int, n_cols: int):
     if predictor.causal:
         return wavefronts(n_rows, n_cols)
-    return (_all_blocks(n_rows, n_cols),)
+    return (all_blocks(n_rows, n_cols),)
 
 
 # A plane that reads the previous plane of its group as a guide runs this many

@@ -59,8 +59,8 @@ from importlib import resources
 import constriction
 import numpy as np
 
-from .engine import wavefronts
 from .errors import BlockcodecError
+from .scan import wavefronts
 
 ALPHABET = 18          # magnitude symbols 0..16, and 17 = escape
 ESC = ALPHABET - 1
