@@ -49,7 +49,7 @@
  * (AVX-512 has 64-bit multiplies and shifts) is picked at load time where
  * the CPU has it. */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
-__attribute__((target_clones("arch=x86-64-v4", "default")))
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #endif
 static void requant_rows(const IntnetLayer *L, const int32_t *acc, int m, int cpad, const int32_t *bias,
                          const int32_t *mult, const int16_t *skip, const int32_t *skip_mult, int16_t *out)
