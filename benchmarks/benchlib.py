@@ -131,3 +131,39 @@ def cpu_model() -> str:
     import platform
 
     return platform.processor() or "unknown"
+
+
+TRAIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
+                         "train")
+COMPOSITE_SET = "sunhays80_half"
+COMPOSITE_TILE = (1000, 667)      # each training photo enlarged about 2x
+
+
+def make_composite(width: int, height: int, train_dir: str = TRAIN_DIR, n_images: int = 36):
+    """A natural-looking photo of any size: the first ``n_images`` Sun-Hays
+    training photos, each centre-cropped to 3:2 and enlarged (LANCZOS) to
+    COMPOSITE_TILE, tiled in reading order, 6 photos a row (cyclically) and cropped to
+    ``width`` x ``height`` from the top left.  The content's scale does not
+    depend on the size, so smaller sizes are crops of larger ones: bits and
+    time per pixel compare across sizes.  (A 6000x4000 one is the README's
+    24-MP test photo.)  Nothing is written to disk."""
+    import numpy as np
+    from PIL import Image
+
+    folder = os.path.join(train_dir, COMPOSITE_SET)
+    names = sorted(f for f in os.listdir(folder) if f.lower().endswith(".png"))[:n_images]
+    if not names:
+        raise SystemExit(f"no training photos in {folder!r}")
+    tw, th = COMPOSITE_TILE
+    out = np.empty((height, width, 3), np.uint8)
+    for r, top in enumerate(range(0, height, th)):
+        for c, left in enumerate(range(0, width, tw)):
+            with Image.open(os.path.join(folder, names[(r * 6 + c) % len(names)])) as im:
+                im = im.convert("RGB")
+                w, h = im.size
+                cw, ch = (w, w * 2 // 3) if w * 2 // 3 <= h else (h * 3 // 2, h)
+                box = ((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch)
+                tile = np.asarray(im.resize((tw, th), Image.Resampling.LANCZOS, box=box))
+            bh, bw = min(th, height - top), min(tw, width - left)
+            out[top:top + bh, left:left + bw] = tile[:bh, :bw]
+    return out

@@ -5,6 +5,8 @@ Run by bench_codec.py (one process per measurement); prints one JSON object.
     python benchmarks/mem_probe.py --op encode --measure rss \
         --image kodim01.png --size small --predictor planar --quality 50 --data-out x.bc
     python benchmarks/mem_probe.py --op decode --measure rss --data-in x.bc
+    python benchmarks/mem_probe.py --op encode --measure rss --composite 6000x4000 \
+        --predictor blockcnn+default --quality 75 --data-out x.bc     # a 24-MP photo
 
 Everything that is not the operation itself happens before the baseline:
 imports, entropy tables, a tiny warm-up encode + decode with the same settings
@@ -19,6 +21,9 @@ coded bytes, and gc.collect().
                        reported as rss_slack_mib.  As a cross-check the probe
                        also resets /proc/self VmHWM (clear_refs 5) at the
                        baseline and reports VmHWM(after) - VmRSS(before).
+                       peak_rss_mib is the process's whole peak (ru_maxrss after
+                       the operation): interpreter, libraries, weights and the
+                       input included.
 --measure tracemalloc: tracemalloc peak of the operation (Python objects and
                        numpy buffers; memory malloc'ed inside C/Rust extensions
                        such as _cext or constriction is not seen).  Separate
@@ -56,6 +61,8 @@ def main(argv=None) -> int:
     ap.add_argument("--op", choices=["encode", "decode"], required=True)
     ap.add_argument("--measure", choices=["rss", "tracemalloc"], required=True)
     ap.add_argument("--image", action="append", default=[], help="source PNG(s) (encode)")
+    ap.add_argument("--composite", metavar="WxH",
+                    help="encode benchlib.make_composite(W, H), training photos tiled, instead of --image")
     ap.add_argument("--size", choices=[benchlib.SMALL, benchlib.LARGE], default=benchlib.SMALL)
     ap.add_argument("--large-mode", choices=["tile", "upsample"], default="tile")
     ap.add_argument("--predictor", default="planar")
@@ -78,7 +85,10 @@ def main(argv=None) -> int:
 
     img = data = None
     if args.op == "encode":
-        if args.size == benchlib.SMALL:
+        if args.composite:
+            w, h = (int(v) for v in args.composite.lower().split("x"))
+            img = benchlib.make_composite(w, h)
+        elif args.size == benchlib.SMALL:
             img = benchlib.load_png(args.image[0])
         else:
             img = benchlib.make_large(args.image, args.large_mode)
@@ -120,6 +130,7 @@ def main(argv=None) -> int:
             rss_peak_increase_mib=(ru_after - ru_before) / 1024,
             ru_maxrss_before_mib=ru_before / 1024,
             ru_maxrss_after_mib=ru_after / 1024,
+            peak_rss_mib=ru_after / 1024,
             rss_before_mib=None if rss_before is None else rss_before / 1024,
             rss_slack_mib=None if rss_before is None else max(0, ru_before - rss_before) / 1024,
             hwm_before_mib=None if hwm_before is None else hwm_before / 1024,
