@@ -135,9 +135,10 @@ def _code_planes(geom: Geometry, predictor, infos: list[PlaneInfo], sources=None
     return traces
 
 
-# Pixels per strip of colour conversion: its int32 temporaries (about 30 bytes
-# a pixel) then take tens of MB, not gigabytes for the largest images.
-ASSEMBLE_PIXELS = 1 << 20
+# Pixels per strip of colour conversion, both ways: its int32 temporaries
+# (20 to 30 bytes a pixel) then take under 8 MB, not gigabytes for the largest
+# images (nor 30 bytes a pixel of a small one, converted in one strip).
+ASSEMBLE_PIXELS = 1 << 18
 
 
 def _assemble(planes: list[np.ndarray], geom: Geometry) -> np.ndarray:
@@ -231,17 +232,33 @@ class Codec:
 
     @staticmethod
     def _split(img: np.ndarray, geom: Geometry) -> list[np.ndarray]:
-        """Colour-convert, pad (edge replication) and subsample into planes."""
+        """Colour-convert, pad (edge replication) and subsample into planes.
+
+        In strips of about ASSEMBLE_PIXELS pixels, written straight into the
+        planes: the conversion is per pixel and the 2x2 means never cross an
+        even row, so the planes are those of converting the whole padded image
+        at once, without its int32 temporaries (which took some 70 bytes a
+        pixel of a 24-MP photo) or a padded copy of the image."""
         shapes = geom.plane_shapes
         h, w = shapes[0]
         pad = ((0, h - geom.height), (0, w - geom.width))
         if geom.mode == GRAY:
             return [np.ascontiguousarray(np.pad(img, pad, mode="edge"))]
-        ycc = color.rgb_to_ycbcr(np.pad(img, pad + ((0, 0),), mode="edge"))
-        planes = [ycc[0], ycc[1], ycc[2]]
-        if geom.mode == YCBCR420:
-            planes[1:] = [color.downsample_420(p) for p in planes[1:]]
-        return [np.ascontiguousarray(p) for p in planes]
+        planes = [np.empty(shape, np.uint8) for shape in shapes]
+        sub = 2 if geom.mode == YCBCR420 else 1
+        rows = max(2, ASSEMBLE_PIXELS // w // 2 * 2)   # even: a 4:2:0 strip starts on a chroma row
+        for top in range(0, h, rows):
+            bottom = min(top + rows, h)
+            strip = img[top:bottom] if bottom <= geom.height else \
+                img[np.minimum(np.arange(top, bottom), geom.height - 1)]   # rows past the image repeat its last
+            if w > geom.width:
+                strip = np.pad(strip, ((0, 0), pad[1], (0, 0)), mode="edge")
+            ycc = color.rgb_to_ycbcr(strip)
+            planes[0][top:bottom] = ycc[0]
+            for plane, p in zip(planes[1:], ycc[1:]):
+                plane[top // sub: bottom // sub] = color.downsample_420(p) if sub == 2 else p
+            del strip, ycc
+        return planes
 
     # -------------------------------------------------------------- decode
     def decode(self, data, keep_trace: bool = False, postfilter: str | None = None,

@@ -30,12 +30,27 @@ _CB_B = 116130   # 1.772
 
 
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
-    """uint8 HxWx3 RGB -> uint8 3xHxW planes (Y, Cb, Cr)."""
-    x = rgb.astype(np.int64).transpose(2, 0, 1).reshape(3, -1)
-    y = _FWD @ x
-    y[1:] += 128 << _FRAC
-    y = (y + _HALF) >> _FRAC
-    return np.clip(y, 0, 255).astype(np.uint8).reshape(3, *rgb.shape[:2])
+    """uint8 HxWx3 RGB -> uint8 3xHxW planes (Y, Cb, Cr).
+
+    In int32, one output plane at a time (every sum is below 2^25 in
+    magnitude, so nothing overflows and the result is the int64 matrix
+    product's): about 20 bytes of temporaries a pixel, so callers convert
+    large images in strips (``codec.Codec._split``)."""
+    h, w = rgb.shape[:2]
+    out = np.empty((3, h, w), np.uint8)
+    channels = [rgb[..., i].astype(np.int32) for i in range(3)]
+    acc = np.empty((h, w), np.int32)
+    term = np.empty((h, w), np.int32)
+    for i, coefs in enumerate(_FWD):
+        np.multiply(channels[0], np.int32(coefs[0]), out=acc)
+        for c, k in zip(channels[1:], coefs[1:]):
+            np.multiply(c, np.int32(k), out=term)
+            acc += term
+        acc += np.int32(((128 << _FRAC) if i else 0) + _HALF)
+        acc >>= _FRAC
+        np.clip(acc, 0, 255, out=acc)
+        out[i] = acc
+    return out
 
 
 def rgb_to_studio_luma(rgb: np.ndarray) -> np.ndarray:
