@@ -447,22 +447,39 @@ def _med(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     return np.where(c >= mx, mn, np.where(c <= mn, mx, a + b - c))
 
 
+# Blocks per chunk where a pass runs over whole planes (the encoder's EOB
+# search, the decoder's final assembly): their temporaries stay near a MB.
+CHUNK_BLOCKS = 1 << 14
+
+
+def _eobs(coefs: np.ndarray) -> np.ndarray:
+    """1 + zigzag index of each block's last nonzero coefficient (0: none)."""
+    eob = np.empty(len(coefs), np.int32)
+    for s in range(0, len(coefs), CHUNK_BLOCKS):
+        nz = coefs[s: s + CHUNK_BLOCKS][:, ZIGZAG] != 0
+        eob[s: s + CHUNK_BLOCKS] = np.where(nz.any(1), 64 - np.argmax(nz[:, ::-1], axis=1), 0)
+    return eob
+
+
 def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
                chroma: bool, dc_prediction: bool, quality: int = 50) -> np.ndarray:
     """Code one plane's quantized coefficients (int16 [n_blocks, 64], natural
     order, raster block order) at this quality.  With ``coefs`` None the sink
-    decodes them."""
+    decodes them.
+
+    Working memory, beyond the coefficients themselves: two bytes a
+    coefficient (what the contexts read: magnitudes capped at ESC, and
+    signs) and about 40 bytes a block; the decoder writes its output in place
+    from the start (int16 is wide enough: decoded values are clamped to
+    MAX_MAGNITUDE)."""
     enc = coefs is not None
     nb = n_rows * n_cols
     cls = plane_class(chroma, quality)
-    # Work in zigzag order; column 64 is a constant zero for out-of-block neighbours.
-    # int32/int16 keep decoding memory near 9 bytes per pixel.
-    qz = np.zeros((nb, 65), np.int32)
-    if enc:
-        qz[:, :64] = coefs[:, ZIGZAG]
-    nz = qz[:, :64] != 0
-    eob = np.where(nz.any(1), 64 - np.argmax(nz[:, ::-1], axis=1), 0) if enc else np.zeros(nb, np.int64)
-    dmag = np.zeros(nb, np.int64)   # |DC - prediction|, context for the neighbours
+    # q: the coefficients in natural order, the encoder's own or the
+    # decoder's output; q[b, ZIGZAG[k]] is block b's k-th in zigzag order.
+    q = coefs if enc else np.zeros((nb, 64), np.int16)
+    eob = _eobs(coefs) if enc else np.zeros(nb, np.int32)
+    dmag = np.zeros(nb, np.int32)   # |DC - prediction|, context for the neighbours
 
     # Pass A: EOB and DC, wavefront by wavefront.
     for rows, cols in wavefronts(n_rows, n_cols):
@@ -470,7 +487,7 @@ def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
         has_l, has_t = cols > 0, rows > 0
         il, it = np.where(has_l, idx - 1, 0), np.where(has_t, idx - n_cols, 0)
         n_nb = has_l.astype(np.int64) + has_t
-        e_sum = np.where(has_l, eob[il], 0) + np.where(has_t, eob[it], 0)
+        e_sum = np.where(has_l, eob[il], 0).astype(np.int64) + np.where(has_t, eob[it], 0)
         e_avg = (e_sum + (n_nb == 2)) // np.maximum(n_nb, 1)
         ctx = eob_context(e_avg, n_nb > 0, cls)
         sink.stage = "eob"
@@ -483,78 +500,87 @@ def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
         hl, ht = has_l[sel], has_t[sel]
         bl, bt = il[sel], it[sel]
         if dc_prediction:
-            dl, dt = qz[bl, 0], qz[bt, 0]
-            dtl = qz[np.where(hl & ht, b - n_cols - 1, 0), 0]
+            dl, dt = q[bl, 0].astype(np.int64), q[bt, 0].astype(np.int64)
+            dtl = q[np.where(hl & ht, b - n_cols - 1, 0), 0].astype(np.int64)
             pred = np.where(hl & ht, _med(dl, dt, dtl), np.where(hl, dl, np.where(ht, dt, 0)))
         else:
             pred = np.zeros(len(b), np.int64)
         n_dnb = hl.astype(np.int64) + ht
-        d_avg = (np.where(hl, dmag[bl], 0) + np.where(ht, dmag[bt], 0)) // np.maximum(n_dnb, 1)
+        d_avg = (np.where(hl, dmag[bl], 0).astype(np.int64) + np.where(ht, dmag[bt], 0)) // np.maximum(n_dnb, 1)
         ctx = dc_context(d_avg, n_dnb > 0, eob[b] == 1, cls)
-        d, mag = _signed_values(sink, "dc", ctx, (qz[b, 0] - pred) if enc else None, MAX_DC_DIFFERENCE)
+        d, mag = _signed_values(sink, "dc", ctx, (q[b, 0] - pred) if enc else None, MAX_DC_DIFFERENCE)
         if not enc:
-            qz[b, 0] = np.clip(pred + d, -MAX_MAGNITUDE, MAX_MAGNITUDE)
+            q[b, 0] = np.clip(pred + d, -MAX_MAGNITUDE, MAX_MAGNITUDE)
         dmag[b] = mag
 
     # Pass B: AC magnitudes and signs, one zigzag position at a time, each
     # position in two halves of a checkerboard: the second half's contexts
-    # see their four neighbours' magnitudes at that position.
-    absz = np.zeros((nb + 1, 65), np.int32)      # magnitudes decoded so far; row nb: "no block"
-    absz[:nb, 0] = np.abs(qz[:, 0])
-    capped = np.minimum(absz, ESC).astype(np.int16)   # what contexts see
+    # see their four neighbours' magnitudes at that position.  Contexts read
+    # magnitudes capped at ESC; an escaped magnitude's rest comes after pass B.
+    capped = np.zeros((nb + 1, 65), np.uint8)    # zigzag order; column 64 and row nb ("no block"): zeros
+    capped[:nb, 0] = np.minimum(np.abs(q[:, 0].astype(np.int32)), ESC)
     sgn = np.zeros((nb, 65), np.int8)            # signs decoded so far, -1, 0, 1
-    sgn[:, 0] = np.sign(qz[:, 0])
-    blocks = np.arange(nb)
-    rr, cc = np.divmod(blocks, n_cols)
-    eob_t = np.where(rr > 0, eob[np.maximum(blocks - n_cols, 0)], 0)
-    eob_l = np.where(cc > 0, eob[np.maximum(blocks - 1, 0)], 0)
+    sgn[:, 0] = np.sign(q[:, 0])
+    blocks = np.arange(nb, dtype=np.int32)
+    rr, cc = np.divmod(blocks, np.int32(n_cols))
+    eob_t = np.where(rr > 0, eob[np.maximum(blocks - n_cols, 0)], 0).astype(np.int8)
+    eob_l = np.where(cc > 0, eob[np.maximum(blocks - 1, 0)], 0).astype(np.int8)
     second = ((rr + cc) & 1).astype(bool)
-    four = [np.where(rr > 0, blocks - n_cols, nb), np.where(rr < n_rows - 1, blocks + n_cols, nb),
-            np.where(cc > 0, blocks - 1, nb), np.where(cc < n_cols - 1, blocks + 1, nb)]
+    four = [np.where(rr > 0, blocks - n_cols, nb).astype(np.int32),
+            np.where(rr < n_rows - 1, blocks + n_cols, nb).astype(np.int32),
+            np.where(cc > 0, blocks - 1, nb).astype(np.int32),
+            np.where(cc < n_cols - 1, blocks + 1, nb).astype(np.int32)]
+    del blocks, rr, cc
     esc_b, esc_k, esc_last = [], [], []
     for k in range(1, 64):
         act = np.nonzero(eob > k)[0]
         if not len(act):
             break
+        zk = ZIGZAG[k]
         sink.stage = "ac"
         for half in (act[~second[act]], act[second[act]]):
             if not len(half):
                 continue
             last = (eob[half] - 1 == k).astype(np.int64)
-            nbm = capped[half, ZZ_UP[k]] + capped[half, ZZ_LEFT[k]]
+            nbm = capped[half, ZZ_UP[k]].astype(np.int64) + capped[half, ZZ_LEFT[k]]
             nk = (eob_t[half] > k).astype(np.int64) + (eob_l[half] > k)
-            base = ac_base_context(k, nbm, eob[half] - 1 - k, nk, cls)
+            base = ac_base_context(k, nbm, eob[half].astype(np.int64) - 1 - k, nk, cls)
             nb4 = None
             if second[half[0]]:
-                nb4 = capped[four[0][half], k] + capped[four[1][half], k]
-                nb4 += capped[four[2][half], k] + capped[four[3][half], k]
-            true = np.minimum(np.abs(qz[half, k]) - last, ESC) if enc else None
+                nb4 = capped[four[0][half], k].astype(np.int64) + capped[four[1][half], k]
+                nb4 += capped[four[2][half], k]
+                nb4 += capped[four[3][half], k]
+            true = np.minimum(np.abs(q[half, zk].astype(np.int64)) - last, ESC) if enc else None
             sym = sink.categorical("ac", ac_context(base, nb4), true)
-            absz[half, k] = sym + last
             capped[half, k] = np.minimum(sym + last, ESC)
             e = np.nonzero(sym == ESC)[0]
             if len(e):
                 esc_b.append(half[e])
                 esc_k.append(np.full(len(e), k))
                 esc_last.append(last[e])
-        nzb = act[absz[act, k] > 0]
+        nzb = act[capped[act, k] > 0]
         sink.stage = "sign"
         ctx = sign_context(k, sgn[nzb, ZZ_UP[k]], sgn[nzb, ZZ_LEFT[k]], cls)
-        neg = sink.categorical("sign", ctx, (qz[nzb, k] < 0).astype(np.int64) if enc else None)
+        neg = sink.categorical("sign", ctx, (q[nzb, zk] < 0).astype(np.int64) if enc else None)
         sgn[nzb, k] = 1 - 2 * neg
 
     # Escapes of AC magnitudes.
+    esc_mag = None
     if esc_b:
         eb, ek, el = np.concatenate(esc_b), np.concatenate(esc_k), np.concatenate(esc_last)
         sink.stage = "escape"
-        rem = _escape(sink, (np.abs(qz[eb, ek]) - ESC - el) if enc else None, len(eb))
-        absz[eb, ek] = np.minimum(ESC + el + rem, MAX_MAGNITUDE)
+        rem = _escape(sink, (np.abs(q[eb, ZIGZAG[ek]].astype(np.int64)) - ESC - el) if enc else None, len(eb))
+        esc_mag = np.minimum(ESC + el + rem, MAX_MAGNITUDE)
     if enc:
         return coefs
-    qz[:, 1:64] = sgn[:, 1:64] * absz[:nb, 1:64]
-    out = np.empty((nb, 64), np.int16)
-    out[:, ZIGZAG] = qz[:, :64]
-    return out
+    # The AC values: sign times magnitude, where the capped magnitude is the
+    # magnitude except at the escapes.
+    for s in range(0, nb, CHUNK_BLOCKS):
+        e = min(s + CHUNK_BLOCKS, nb)
+        q[s:e, ZIGZAG[1:]] = sgn[s:e, 1:64] * capped[s:e, 1:64]
+    if esc_mag is not None:
+        q[eb, ZIGZAG[ek]] = sgn[eb, ek] * esc_mag
+    return q
 
 
 END_SENTINEL = (0xB10C, 0xC0DE)
