@@ -1,117 +1,36 @@
 /*
- * blockcodec's C core: the 8x8 block transform, quantization and the per-block
- * glue of the coding loop (gathering causal contexts, scattering reconstructed
- * blocks).
+ * blockcodec's C core: the Python bindings.
  *
- * Everything here is integer arithmetic.  The decoder's path
- * (dequantize -> inverse DCT -> add prediction -> clamp) is normative: its
- * exact results are part of the bitstream definition (docs/FORMAT.md), so it
- * must give the same bits on every machine and compiler.  No floats, no
- * global mutable state, no allocation: callers pass preallocated buffers,
- * and every buffer's type, size and every index is checked here before use.
+ * This file parses and checks arguments and calls the algorithms, which live
+ * in files of their own with no Python in them:
+ *   dct.c      integer 8x8 forward DCT + dead-zone quantization, and
+ *              dequantization + inverse DCT + reconstruction (normative);
+ *   planar.c   the planar predictor;
+ *   blocks.c   block gather/scatter and causal contexts;
+ *   rdoq.c     rate-distortion optimized quantization (encoder only);
+ *   intnet.c   BlockCNN's integer network; requant.c, its requantization of
+ *              float accumulators (the training's float reference path);
+ *   convnet8.c the post-filter's integer network; simd.c, kernel selection.
+ * Shared geometry (DCTSIZE, CONTEXT, ...) is in geometry.h.
  *
- * Coefficient layout: natural order, coef[u * 8 + v] with u the vertical and
- * v the horizontal frequency.  Pixel layout: pix[y * 8 + x].
+ * Every buffer's type, size and every index and value range an algorithm
+ * relies on is checked here before the call; callers pass preallocated
+ * buffers, and nothing here allocates.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "blocks.h"
 #include "convnet8.h"
+#include "dct.h"
+#include "geometry.h"
 #include "intnet.h"
+#include "planar.h"
 #include "rdoq.h"
+#include "requant.h"
 #include "simd.h"
-
-/* Orthonormal 8-point DCT-II basis, BASIS[k][n] = a(k) cos((2n+1)k pi / 16),
- * a(0) = sqrt(1/8), a(k) = sqrt(2/8), scaled by 2^13 and rounded.  Committed
- * as integers so no libm is involved. */
-#define BASIS_BITS 13
-static const int32_t BASIS[8][8] = {
-    {2896, 2896, 2896, 2896, 2896, 2896, 2896, 2896},
-    {4017, 3406, 2276, 799, -799, -2276, -3406, -4017},
-    {3784, 1567, -1567, -3784, -3784, -1567, 1567, 3784},
-    {3406, -799, -4017, -2276, 2276, 4017, 799, -3406},
-    {2896, -2896, -2896, 2896, 2896, -2896, -2896, 2896},
-    {2276, -4017, 799, 3406, -3406, -799, 4017, -2276},
-    {1567, -3784, 3784, -1567, -1567, 3784, -3784, 1567},
-    {799, -2276, 3406, -4017, 4017, -3406, 2276, -799},
-};
-
-/* Fractional bits kept between the two 1-D passes. */
-#define PASS1_BITS 2
-/* Fractional bits of the forward transform's output, used by the quantizer. */
-#define FDCT_FRAC_BITS 3
-/* Dequantized coefficients are clamped to this magnitude before the inverse
- * transform.  Valid residual coefficients never exceed 8 * 255 = 2040 (plus
- * half a quantizer step after rounding); the clamp only bounds the arithmetic
- * for corrupt or adversarial streams. */
-#define DEQUANT_LIMIT 32767
-
-/* Arithmetic right shift with rounding to nearest (ties toward +inf).
- * Right-shifting a negative value is implementation-defined in C; module
- * initialisation refuses to load on a compiler where it is not arithmetic. */
-#define DESCALE(x, n) (((x) + ((int64_t)1 << ((n) - 1))) >> (n))
-
-/* ---------------------------------------------------------------- transform */
-
-/* Inverse DCT of one block of dequantized coefficients into a signed residual.
- * Normative: this exact integer sequence defines the decoder's output. */
-static void idct_block(const int32_t *coef, int32_t *out)
-{
-    int64_t tmp[64];
-    for (int v = 0; v < 8; v++) {          /* pass 1: columns, over u */
-        for (int y = 0; y < 8; y++) {
-            int64_t acc = 0;
-            for (int u = 0; u < 8; u++)
-                acc += (int64_t)BASIS[u][y] * coef[u * 8 + v];
-            tmp[y * 8 + v] = DESCALE(acc, BASIS_BITS - PASS1_BITS);
-        }
-    }
-    for (int y = 0; y < 8; y++) {          /* pass 2: rows, over v */
-        for (int x = 0; x < 8; x++) {
-            int64_t acc = 0;
-            for (int v = 0; v < 8; v++)
-                acc += (int64_t)BASIS[v][x] * tmp[y * 8 + v];
-            out[y * 8 + x] = (int32_t)DESCALE(acc, BASIS_BITS + PASS1_BITS);
-        }
-    }
-}
-
-/* Forward DCT of one residual block; output scaled by 2^FDCT_FRAC_BITS. */
-static void fdct_block(const int16_t *pix, int64_t *out)
-{
-    int64_t tmp[64];
-    for (int y = 0; y < 8; y++) {          /* pass 1: rows, over x */
-        for (int v = 0; v < 8; v++) {
-            int64_t acc = 0;
-            for (int x = 0; x < 8; x++)
-                acc += (int64_t)BASIS[v][x] * pix[y * 8 + x];
-            tmp[y * 8 + v] = DESCALE(acc, BASIS_BITS - PASS1_BITS);
-        }
-    }
-    for (int v = 0; v < 8; v++) {          /* pass 2: columns, over y */
-        for (int u = 0; u < 8; u++) {
-            int64_t acc = 0;
-            for (int y = 0; y < 8; y++)
-                acc += (int64_t)BASIS[u][y] * tmp[y * 8 + v];
-            out[u * 8 + v] = DESCALE(acc, BASIS_BITS + PASS1_BITS - FDCT_FRAC_BITS);
-        }
-    }
-}
-
-static int32_t dequantize(int16_t q, uint16_t step)
-{
-    int32_t d = (int32_t)q * (int32_t)step;
-    if (d > DEQUANT_LIMIT) d = DEQUANT_LIMIT;
-    if (d < -DEQUANT_LIMIT) d = -DEQUANT_LIMIT;
-    return d;
-}
-
-static uint8_t clamp_u8(int32_t v)
-{
-    return (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v));
-}
 
 /* ------------------------------------------------------- argument checking */
 
@@ -154,7 +73,7 @@ static int get_arg(PyObject *obj, Arg *arg, const char *name, char format,
 
 static int check_steps(const uint16_t *qt)
 {
-    for (int k = 0; k < 64; k++) {
+    for (int k = 0; k < DCTSIZE2; k++) {
         if (qt[k] == 0) {
             PyErr_SetString(PyExc_ValueError, "qtable: steps must be >= 1");
             return -1;
@@ -170,6 +89,18 @@ static void release(Arg *args, int n)
 }
 
 static Py_ssize_t elements(const Arg *a) { return a->view.len / a->view.itemsize; }
+
+/* Residual pixels must lie in -PIXEL_MAX..PIXEL_MAX (dct.h's bit budget). */
+static int check_residual(const int16_t *res, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (res[i] < -PIXEL_MAX || res[i] > PIXEL_MAX) {
+            PyErr_SetString(PyExc_ValueError, "residual: values must lie in -255..255");
+            return -1;
+        }
+    }
+    return 0;
+}
 
 /* ------------------------------------------------------------ entry points */
 
@@ -188,35 +119,21 @@ static PyObject *py_fdct_quantize(PyObject *self, PyObject *args)
     Arg a[4];
     memset(a, 0, sizeof a);
     if (get_arg(o_res, &a[0], "residual", 'h', 2, -1, 0) ||
-        get_arg(o_q, &a[1], "qtable", 'H', 2, 64, 0) ||
-        get_arg(o_r, &a[2], "rounding", 'H', 2, 64, 0)) goto fail;
+        get_arg(o_q, &a[1], "qtable", 'H', 2, DCTSIZE2, 0) ||
+        get_arg(o_r, &a[2], "rounding", 'H', 2, DCTSIZE2, 0)) goto fail;
     Py_ssize_t total = elements(&a[0]);
-    if (total % 64) { PyErr_SetString(PyExc_ValueError, "residual: length not a multiple of 64"); goto fail; }
+    if (total % DCTSIZE2) { PyErr_SetString(PyExc_ValueError, "residual: length not a multiple of 64"); goto fail; }
     if (get_arg(o_out, &a[3], "out", 'h', 2, total, 1)) goto fail;
     const int16_t *res = a[0].view.buf;
     const uint16_t *qt = a[1].view.buf, *rnd = a[2].view.buf;
     int16_t *out = a[3].view.buf;
     if (check_steps(qt)) goto fail;
-    for (int k = 0; k < 64; k++) {
-        if (rnd[k] > 256) { PyErr_SetString(PyExc_ValueError, "rounding: offsets must be <= 256"); goto fail; }
+    for (int k = 0; k < DCTSIZE2; k++) {
+        if (rnd[k] > QUANT_ONE) { PyErr_SetString(PyExc_ValueError, "rounding: offsets must be <= 256"); goto fail; }
     }
-    for (Py_ssize_t i = 0; i < total; i++) {
-        if (res[i] < -255 || res[i] > 255) {
-            PyErr_SetString(PyExc_ValueError, "residual: values must lie in -255..255"); goto fail;
-        }
-    }
+    if (check_residual(res, total)) goto fail;
     Py_BEGIN_ALLOW_THREADS
-    int64_t X[64];
-    for (Py_ssize_t b = 0; b < total / 64; b++) {
-        fdct_block(res + b * 64, X);
-        for (int k = 0; k < 64; k++) {
-            int64_t step = (int64_t)qt[k] << FDCT_FRAC_BITS;
-            int64_t mag = X[k] < 0 ? -X[k] : X[k];
-            int64_t q = (mag * 256 + step * rnd[k]) / (step * 256);
-            if (q > 32767) q = 32767;
-            out[b * 64 + k] = (int16_t)(X[k] < 0 ? -q : q);
-        }
-    }
+    dct_fdct_quantize(res, total / DCTSIZE2, qt, rnd, out);
     Py_END_ALLOW_THREADS
     release(a, 4);
     Py_RETURN_NONE;
@@ -227,8 +144,6 @@ fail:
 
 /* ------------------------------------------------ rate-distortion quantizer */
 
-#define RDOQ_MAX_LAMBDA ((int64_t)1 << 40)
-
 /* The model tuple of rdo_quantize, checked: every lookup-table entry must
  * name a row of the cost table it indexes. a: RDOQ_MODEL_ARRAYS slots. */
 static int parse_rdoq_model(PyObject *o_model, RdoqModel *m, Arg *a)
@@ -236,7 +151,7 @@ static int parse_rdoq_model(PyObject *o_model, RdoqModel *m, Arg *a)
     static const char *names[RDOQ_MODEL_ARRAYS] = {"zigzag", "zz_up", "zz_left", "eob_row", "dc_row", "ac_row",
                                                    "nb4_bucket", "sign_row", "eob_cost", "dc_cost", "ac_cost",
                                                    "sign_cost", "esc_cost"};
-    static const Py_ssize_t counts[RDOQ_MODEL_ARRAYS] = {64, 64, 64, RDOQ_NO_NEIGHBOUR + 1, RDOQ_NO_NEIGHBOUR + 1,
+    static const Py_ssize_t counts[RDOQ_MODEL_ARRAYS] = {DCTSIZE2, DCTSIZE2, DCTSIZE2, RDOQ_NO_NEIGHBOUR + 1, RDOQ_NO_NEIGHBOUR + 1,
                                                          RDOQ_AC_LUT_LEN, RDOQ_NB4_MAX + 1, RDOQ_SIGN_LUT_LEN,
                                                          -1, -1, -1, -1, RDOQ_ESC_LENGTHS};
     PyObject *seq = PySequence_Fast(o_model, "model: expected a sequence");
@@ -255,8 +170,9 @@ static int parse_rdoq_model(PyObject *o_model, RdoqModel *m, Arg *a)
         elements(&a[11]) % 2) {
         PyErr_SetString(PyExc_ValueError, "model: cost tables must have whole rows"); return -1;
     }
-    for (int k = 0; k < 64; k++) {
-        if (v[0][k] < 0 || v[0][k] > 63 || v[1][k] < 0 || v[1][k] > 64 || v[2][k] < 0 || v[2][k] > 64) {
+    for (int k = 0; k < DCTSIZE2; k++) {   /* natural indices, zigzag indices or DCTSIZE2 (outside the block) */
+        if (v[0][k] < 0 || v[0][k] >= DCTSIZE2 || v[1][k] < 0 || v[1][k] > DCTSIZE2 || v[2][k] < 0 ||
+            v[2][k] > DCTSIZE2) {
             PyErr_SetString(PyExc_ValueError, "model: scan tables out of range"); return -1;
         }
     }
@@ -340,28 +256,27 @@ static PyObject *py_rdo_quantize(PyObject *self, PyObject *args)
     RdoqModel model;
     int64_t total = 0;
     if (get_arg(o_res, &a[0], "residual", 'h', 2, -1, 0) ||
-        get_arg(o_q, &a[1], "qtable", 'H', 2, 64, 0)) goto fail;
-    Py_ssize_t n = elements(&a[0]) / 64;
-    if (elements(&a[0]) % 64) { PyErr_SetString(PyExc_ValueError, "residual: length not a multiple of 64"); goto fail; }
+        get_arg(o_q, &a[1], "qtable", 'H', 2, DCTSIZE2, 0)) goto fail;
+    Py_ssize_t n = elements(&a[0]) / DCTSIZE2;
+    if (elements(&a[0]) % DCTSIZE2) { PyErr_SetString(PyExc_ValueError, "residual: length not a multiple of 64"); goto fail; }
     if (get_arg(o_rows, &a[2], "rows", 'i', 4, n, 0) || get_arg(o_cols, &a[3], "cols", 'i', 4, n, 0) ||
         get_arg(o_eob, &a[4], "plane_eob", 'i', 4, -1, 1)) goto fail;
     Py_ssize_t nb = elements(&a[4]);
     if (get_arg(o_dmag, &a[5], "plane_dmag", 'i', 4, nb, 1) || get_arg(o_dc, &a[6], "plane_dc", 'i', 4, nb, 1) ||
-        get_arg(o_out, &a[7], "out", 'h', 2, n * 64, 1) || get_arg(o_mags, &a[8], "plane_mags", 'B', 1, nb * 64, 1) ||
+        get_arg(o_out, &a[7], "out", 'h', 2, n * DCTSIZE2, 1) ||
+        get_arg(o_mags, &a[8], "plane_mags", 'B', 1, nb * DCTSIZE2, 1) ||
         parse_rdoq_model(o_model, &model, &a[9])) goto fail;
     if (n_cols < 1 || n_cols > nb || nb % n_cols || nb > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "n_cols: must divide the plane's block count"); goto fail;
     }
-    if (lam < 0 || lam > RDOQ_MAX_LAMBDA || passes < 0 || passes > 8) {
+    if (lam < 0 || lam > RDOQ_MAX_LAMBDA || passes < 0 || passes > RDOQ_MAX_PASSES) {
         PyErr_SetString(PyExc_ValueError, "lam or passes out of range"); goto fail;
     }
     const int16_t *res = a[0].view.buf;
     const uint16_t *qt = a[1].view.buf;
     const int32_t *rows = a[2].view.buf, *cols = a[3].view.buf;
     if (check_steps(qt)) goto fail;
-    for (Py_ssize_t i = 0; i < n * 64; i++) {
-        if (res[i] < -255 || res[i] > 255) { PyErr_SetString(PyExc_ValueError, "residual: values must lie in -255..255"); goto fail; }
-    }
+    if (check_residual(res, n * DCTSIZE2)) goto fail;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (rows[i] < 0 || cols[i] < 0 || cols[i] >= n_cols || rows[i] >= nb / n_cols) {
             PyErr_SetString(PyExc_ValueError, "rows/cols: block outside the plane"); goto fail;
@@ -370,11 +285,7 @@ static PyObject *py_rdo_quantize(PyObject *self, PyObject *args)
     RdoqPlane plane = {a[4].view.buf, a[5].view.buf, a[6].view.buf, a[8].view.buf, (int)n_cols, dc_prediction};
     int16_t *out = a[7].view.buf;
     Py_BEGIN_ALLOW_THREADS
-    int64_t X[64];
-    for (Py_ssize_t b = 0; b < n; b++) {
-        fdct_block(res + b * 64, X);
-        total += rdoq_block(&model, &plane, rows[b], cols[b], X, qt, lam, passes, out + b * 64);
-    }
+    total = rdoq_blocks(&model, &plane, res, n, rows, cols, qt, lam, passes, out);
     Py_END_ALLOW_THREADS
     release(a, 9 + RDOQ_MODEL_ARRAYS);
     return PyLong_FromLongLong(total);
@@ -397,9 +308,9 @@ static PyObject *py_reconstruct(PyObject *self, PyObject *args)
     Arg a[4];
     memset(a, 0, sizeof a);
     if (get_arg(o_c, &a[0], "coef", 'h', 2, -1, 0) ||
-        get_arg(o_q, &a[1], "qtable", 'H', 2, 64, 0)) goto fail;
+        get_arg(o_q, &a[1], "qtable", 'H', 2, DCTSIZE2, 0)) goto fail;
     Py_ssize_t total = elements(&a[0]);
-    if (total % 64) { PyErr_SetString(PyExc_ValueError, "coef: length not a multiple of 64"); goto fail; }
+    if (total % DCTSIZE2) { PyErr_SetString(PyExc_ValueError, "coef: length not a multiple of 64"); goto fail; }
     if (get_arg(o_p, &a[2], "pred", 'B', 1, total, 0) ||
         get_arg(o_out, &a[3], "out", 'B', 1, total, 1)) goto fail;
     const int16_t *coef = a[0].view.buf;
@@ -408,21 +319,7 @@ static PyObject *py_reconstruct(PyObject *self, PyObject *args)
     uint8_t *out = a[3].view.buf;
     if (check_steps(qt)) goto fail;
     Py_BEGIN_ALLOW_THREADS
-    int32_t deq[64], res[64];
-    for (Py_ssize_t b = 0; b < total / 64; b++) {
-        const int16_t *c = coef + b * 64;
-        int nonzero = 0;
-        for (int k = 0; k < 64; k++) {
-            deq[k] = dequantize(c[k], qt[k]);
-            nonzero |= deq[k];
-        }
-        if (nonzero) {
-            idct_block(deq, res);
-            for (int k = 0; k < 64; k++) out[b * 64 + k] = clamp_u8((int32_t)pred[b * 64 + k] + res[k]);
-        } else {
-            memcpy(out + b * 64, pred + b * 64, 64);
-        }
-    }
+    dct_reconstruct(coef, total / DCTSIZE2, qt, pred, out);
     Py_END_ALLOW_THREADS
     release(a, 4);
     Py_RETURN_NONE;
@@ -444,19 +341,15 @@ static PyObject *py_dequant_idct(PyObject *self, PyObject *args)
     Arg a[3];
     memset(a, 0, sizeof a);
     if (get_arg(o_c, &a[0], "coef", 'h', 2, -1, 0) ||
-        get_arg(o_q, &a[1], "qtable", 'H', 2, 64, 0)) goto fail;
+        get_arg(o_q, &a[1], "qtable", 'H', 2, DCTSIZE2, 0)) goto fail;
     Py_ssize_t total = elements(&a[0]);
-    if (total % 64) { PyErr_SetString(PyExc_ValueError, "coef: length not a multiple of 64"); goto fail; }
+    if (total % DCTSIZE2) { PyErr_SetString(PyExc_ValueError, "coef: length not a multiple of 64"); goto fail; }
     if (get_arg(o_out, &a[2], "out", 'i', 4, total, 1)) goto fail;
     const int16_t *coef = a[0].view.buf;
     const uint16_t *qt = a[1].view.buf;
     int32_t *out = a[2].view.buf;
     if (check_steps(qt)) goto fail;
-    int32_t deq[64];
-    for (Py_ssize_t b = 0; b < total / 64; b++) {
-        for (int k = 0; k < 64; k++) deq[k] = dequantize(coef[b * 64 + k], qt[k]);
-        idct_block(deq, out + b * 64);
-    }
+    dct_dequant_idct(coef, total / DCTSIZE2, qt, out);
     release(a, 3);
     Py_RETURN_NONE;
 fail:
@@ -471,7 +364,7 @@ fail:
 static int check_plane_blocks(Arg *plane, Arg *rows, Arg *cols, Py_ssize_t width,
                               Py_ssize_t height, Py_ssize_t *nblocks)
 {
-    if (width <= 0 || height <= 0 || width % 8 || height % 8) {
+    if (width <= 0 || height <= 0 || width % DCTSIZE || height % DCTSIZE) {
         PyErr_SetString(PyExc_ValueError, "plane: width and height must be positive multiples of 8");
         return -1;
     }
@@ -490,7 +383,7 @@ static int check_plane_blocks(Arg *plane, Arg *rows, Arg *cols, Py_ssize_t width
     }
     const int32_t *r = rows->view.buf, *c = cols->view.buf;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (r[i] < 0 || c[i] < 0 || (Py_ssize_t)r[i] * 8 >= height || (Py_ssize_t)c[i] * 8 >= width) {
+        if (r[i] < 0 || c[i] < 0 || (Py_ssize_t)r[i] * DCTSIZE >= height || (Py_ssize_t)c[i] * DCTSIZE >= width) {
             PyErr_SetString(PyExc_IndexError, "block position outside the plane");
             return -1;
         }
@@ -515,13 +408,8 @@ static PyObject *py_gather_blocks(PyObject *self, PyObject *args)
         get_arg(o_r, &a[1], "rows", 'i', 4, -1, 0) ||
         get_arg(o_c, &a[2], "cols", 'i', 4, -1, 0) ||
         check_plane_blocks(&a[0], &a[1], &a[2], width, height, &n) ||
-        get_arg(o_out, &a[3], "out", 'B', 1, n * 64, 1)) goto fail;
-    const uint8_t *plane = a[0].view.buf;
-    const int32_t *r = a[1].view.buf, *c = a[2].view.buf;
-    uint8_t *out = a[3].view.buf;
-    for (Py_ssize_t i = 0; i < n; i++)
-        for (int y = 0; y < 8; y++)
-            memcpy(out + i * 64 + y * 8, plane + ((Py_ssize_t)r[i] * 8 + y) * width + (Py_ssize_t)c[i] * 8, 8);
+        get_arg(o_out, &a[3], "out", 'B', 1, n * DCTSIZE2, 1)) goto fail;
+    blocks_gather(a[0].view.buf, width, a[1].view.buf, a[2].view.buf, n, a[3].view.buf);
     release(a, 4);
     Py_RETURN_NONE;
 fail:
@@ -545,13 +433,8 @@ static PyObject *py_scatter_blocks(PyObject *self, PyObject *args)
         get_arg(o_r, &a[1], "rows", 'i', 4, -1, 0) ||
         get_arg(o_c, &a[2], "cols", 'i', 4, -1, 0) ||
         check_plane_blocks(&a[0], &a[1], &a[2], width, height, &n) ||
-        get_arg(o_src, &a[3], "src", 'B', 1, n * 64, 0)) goto fail;
-    uint8_t *plane = a[0].view.buf;
-    const int32_t *r = a[1].view.buf, *c = a[2].view.buf;
-    const uint8_t *src = a[3].view.buf;
-    for (Py_ssize_t i = 0; i < n; i++)
-        for (int y = 0; y < 8; y++)
-            memcpy(plane + ((Py_ssize_t)r[i] * 8 + y) * width + (Py_ssize_t)c[i] * 8, src + i * 64 + y * 8, 8);
+        get_arg(o_src, &a[3], "src", 'B', 1, n * DCTSIZE2, 0)) goto fail;
+    blocks_scatter(a[0].view.buf, width, a[1].view.buf, a[2].view.buf, n, a[3].view.buf);
     release(a, 4);
     Py_RETURN_NONE;
 fail:
@@ -575,34 +458,17 @@ static PyObject *py_gather_contexts(PyObject *self, PyObject *args)
     int fill;
     if (!PyArg_ParseTuple(args, "OnnOOiOO", &o_p, &width, &height, &o_r, &o_c, &fill, &o_out, &o_av))
         return NULL;
-    if (fill < 0 || fill > 255) { PyErr_SetString(PyExc_ValueError, "fill must be in 0..255"); return NULL; }
+    if (fill < 0 || fill > PIXEL_MAX) { PyErr_SetString(PyExc_ValueError, "fill must be in 0..255"); return NULL; }
     Arg a[5];
     memset(a, 0, sizeof a);
     if (get_arg(o_p, &a[0], "plane", 'B', 1, -1, 0) ||
         get_arg(o_r, &a[1], "rows", 'i', 4, -1, 0) ||
         get_arg(o_c, &a[2], "cols", 'i', 4, -1, 0) ||
         check_plane_blocks(&a[0], &a[1], &a[2], width, height, &n) ||
-        get_arg(o_out, &a[3], "out", 'B', 1, n * 576, 1) ||
-        get_arg(o_av, &a[4], "avail", 'B', 1, n * 4, 1)) goto fail;
-    const uint8_t *plane = a[0].view.buf;
-    const int32_t *r = a[1].view.buf, *c = a[2].view.buf;
-    uint8_t *out = a[3].view.buf, *avail = a[4].view.buf;
-    const Py_ssize_t bw = width / 8;
-    /* The four causal neighbours as (block row offset, block col offset). */
-    static const int NB[4][2] = {{-1, -1}, {-1, 0}, {-1, 1}, {0, -1}};
-    for (Py_ssize_t i = 0; i < n; i++) {
-        uint8_t *ctx = out + i * 576;
-        memset(ctx, fill, 576);
-        for (int j = 0; j < 4; j++) {
-            Py_ssize_t br = r[i] + NB[j][0], bc = c[i] + NB[j][1];
-            int ok = br >= 0 && bc >= 0 && bc < bw;
-            avail[i * 4 + j] = (uint8_t)ok;
-            if (!ok) continue;
-            int oy = (NB[j][0] + 1) * 8, ox = (NB[j][1] + 1) * 8;
-            for (int y = 0; y < 8; y++)
-                memcpy(ctx + (oy + y) * 24 + ox, plane + (br * 8 + y) * width + bc * 8, 8);
-        }
-    }
+        get_arg(o_out, &a[3], "out", 'B', 1, n * CONTEXT2, 1) ||
+        get_arg(o_av, &a[4], "avail", 'B', 1, n * N_NEIGHBOURS, 1)) goto fail;
+    blocks_gather_contexts(a[0].view.buf, width, a[1].view.buf, a[2].view.buf, n, (uint8_t)fill, a[3].view.buf,
+                           a[4].view.buf);
     release(a, 5);
     Py_RETURN_NONE;
 fail:
@@ -618,30 +484,6 @@ PyDoc_STRVAR(planar_predict_doc,
 "contexts.  contexts: uint8[n*576] as gather_contexts writes them; avail:\n"
 "uint8[n*4]; fill: the value used when no neighbour exists; out: uint8[n*64].");
 
-static void planar_block(const uint8_t *ctx, const uint8_t *avail, int32_t fill, uint8_t *out)
-{
-    int32_t top[16], left[8];
-    for (int x = 0; x < 16; x++) top[x] = ctx[7 * 24 + 8 + x];
-    for (int y = 0; y < 8; y++) left[y] = ctx[(8 + y) * 24 + 7];
-    int has_top = avail[1] != 0, has_tr = avail[2] != 0, has_left = avail[3] != 0;
-    /* Missing references are substituted from the nearest available ones. */
-    if (has_top && !has_tr)
-        for (int x = 8; x < 16; x++) top[x] = top[7];
-    if (!has_top && has_left)
-        for (int x = 0; x < 16; x++) top[x] = left[0];
-    if (has_top && !has_left)
-        for (int y = 0; y < 8; y++) left[y] = top[0];
-    if (!has_top && !has_left) {
-        for (int x = 0; x < 16; x++) top[x] = fill;
-        for (int y = 0; y < 8; y++) left[y] = fill;
-    }
-    for (int y = 0; y < 8; y++)
-        for (int x = 0; x < 8; x++) {
-            int32_t v = (7 - x) * left[y] + (x + 1) * top[8] + (7 - y) * top[x] + (y + 1) * left[7];
-            out[y * 8 + x] = (uint8_t)((v + 8) >> 4);
-        }
-}
-
 static PyObject *py_planar_predict(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -649,21 +491,18 @@ static PyObject *py_planar_predict(PyObject *self, PyObject *args)
     int fill;
     if (!PyArg_ParseTuple(args, "OOiO", &o_ctx, &o_av, &fill, &o_out))
         return NULL;
-    if (fill < 0 || fill > 255) { PyErr_SetString(PyExc_ValueError, "fill must be in 0..255"); return NULL; }
+    if (fill < 0 || fill > PIXEL_MAX) { PyErr_SetString(PyExc_ValueError, "fill must be in 0..255"); return NULL; }
     Arg a[3];
     memset(a, 0, sizeof a);
     if (get_arg(o_ctx, &a[0], "contexts", 'B', 1, -1, 0)) goto fail;
-    if (elements(&a[0]) % 576) {
+    if (elements(&a[0]) % CONTEXT2) {
         PyErr_SetString(PyExc_ValueError, "contexts: expected a multiple of 576 elements");
         goto fail;
     }
-    Py_ssize_t n = elements(&a[0]) / 576;
-    if (get_arg(o_av, &a[1], "avail", 'B', 1, n * 4, 0) ||
-        get_arg(o_out, &a[2], "out", 'B', 1, n * 64, 1)) goto fail;
-    const uint8_t *ctx = a[0].view.buf, *avail = a[1].view.buf;
-    uint8_t *out = a[2].view.buf;
-    for (Py_ssize_t i = 0; i < n; i++)
-        planar_block(ctx + i * 576, avail + i * 4, fill, out + i * 64);
+    Py_ssize_t n = elements(&a[0]) / CONTEXT2;
+    if (get_arg(o_av, &a[1], "avail", 'B', 1, n * N_NEIGHBOURS, 0) ||
+        get_arg(o_out, &a[2], "out", 'B', 1, n * DCTSIZE2, 1)) goto fail;
+    planar_predict(a[0].view.buf, a[1].view.buf, fill, n, a[2].view.buf);
     release(a, 3);
     Py_RETURN_NONE;
 fail:
@@ -672,51 +511,6 @@ fail:
 }
 
 /* ------------------------------------------------------------ network glue */
-
-/* Largest accumulator magnitude a float32 convolution represents exactly. */
-#define ACC_LIMIT 16777216.0f
-#define MAX_SHIFT 40
-
-#define TILE 1024                       /* elements per vectorized run */
-#define ROUNDER 6755399441055744.0      /* 1.5 * 2^52: (x + R) - R rounds x to an integer */
-
-/* The requantization of a run of channels-last values whose per-element
- * parameters are given (tiled by the caller).  The rule is integer
- * (docs/FORMAT.md); it is evaluated in double precision because that is
- * exact here and vectorizes: (acc + bias) * mult and skip * skip_mult are
- * integers below 2^41 scaled by a power of two, so every product and sum is
- * exact, and so is the floor (round-to-integer via ROUNDER, then correct
- * down).  Returns nonzero when an accumulator is not an exact integer below
- * 2^24 - the exactness guarantee, checked rather than assumed: an inexact
- * (e.g. Winograd) convolution would show up as a fraction.  Branch-free; an
- * AVX2 clone is selected at load time where the CPU has it (same results). */
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
-__attribute__((target_clones("avx2", "default")))
-#endif
-static int requant_run(const float *restrict acc, const float *restrict skip,
-                       const double *restrict bias, const double *restrict m,
-                       const double *restrict sm, double slope, double lo, double hi,
-                       double offset, Py_ssize_t len, float *restrict out)
-{
-    int bad = 0;
-    for (Py_ssize_t i = 0; i < len; i++) {
-        double f = acc[i];
-        /* double, not int: keeps every lane the same width so the loop vectorizes */
-        double in_range = __builtin_fabs(f) < (double)ACC_LIMIT;   /* false for NaN */
-        double fc = in_range ? f : 0.0;
-        bad |= !in_range | (((fc + ROUNDER) - ROUNDER) != fc);
-        double t = (fc + bias[i]) * m[i] + (double)skip[i] * sm[i];
-        double tn = t * slope;
-        t = t < tn ? tn : t;                  /* leaky ReLU; slope 1 when off */
-        t = t + 0.5;
-        t = t < lo ? lo : t;                  /* clamp before floor: same result */
-        t = t > hi ? hi : t;
-        double r = (t + ROUNDER) - ROUNDER;   /* nearest integer ... */
-        r = r > t ? r - 1.0 : r;              /* ... then floor */
-        out[i] = (float)(r + offset);
-    }
-    return bad;
-}
 
 PyDoc_STRVAR(requantize_doc,
 "requantize(acc, channels, hw, bias, mult, shift, skip, skip_mult, relu, offset, lo, hi, out)\n\n"
@@ -736,11 +530,11 @@ static PyObject *py_requantize(PyObject *self, PyObject *args)
                           &o_skip, &o_sm, &relu, &offset, &lo, &hi, &o_out)) return NULL;
     Arg a[6];
     memset(a, 0, sizeof a);
-    if (channels < 1 || channels > TILE || hw != 1) {
+    if (channels < 1 || channels > REQUANT_MAX_CHANNELS || hw != 1) {
         PyErr_SetString(PyExc_ValueError, "channels out of range (channels-last layout: hw must be 1)"); return NULL;
     }
-    if (shift < 0 || shift > MAX_SHIFT) { PyErr_SetString(PyExc_ValueError, "shift out of range"); return NULL; }
-    if (lo > hi || lo < -32768 || hi > 32767 || offset < -32768 || offset > 32767) {
+    if (shift < 0 || shift > INTNET_MAX_SHIFT) { PyErr_SetString(PyExc_ValueError, "shift out of range"); return NULL; }
+    if (lo > hi || lo < INT16_MIN || hi > INT16_MAX || offset < INT16_MIN || offset > INT16_MAX) {
         PyErr_SetString(PyExc_ValueError, "offset/lo/hi out of range"); return NULL;
     }
     int has_skip = o_skip != Py_None;
@@ -758,39 +552,21 @@ static PyObject *py_requantize(PyObject *self, PyObject *args)
     const float *skip = has_skip ? a[4].view.buf : NULL;
     const int32_t *smult = has_skip ? a[5].view.buf : NULL;
     float *out = a[3].view.buf;
-    /* Per-element parameters for a tile of whole rows, so one flat loop covers
-     * it.  Without a skip, skip_mult is zero and the accumulator stands in. */
-    static const Py_ssize_t tile_cap = TILE;
-    double db[TILE], dm[TILE], dsm[TILE];
-    const double scale = 1.0 / (double)((int64_t)1 << shift);   /* exact: a power of two */
     for (Py_ssize_t c = 0; c < channels; c++) {
-        if (mult[c] < -32767 || mult[c] > 32767 || bias[c] < -(1 << 24) || bias[c] > (1 << 24) ||
-            (smult && (smult[c] < -32767 || smult[c] > 32767))) {
+        if (mult[c] < -INTNET_MAX_MULT || mult[c] > INTNET_MAX_MULT || bias[c] < -INTNET_MAX_BIAS ||
+            bias[c] > INTNET_MAX_BIAS || (smult && (smult[c] < -INTNET_MAX_MULT || smult[c] > INTNET_MAX_MULT))) {
             PyErr_SetString(PyExc_ValueError, "bias/mult out of range"); goto fail;
         }
     }
-    Py_ssize_t rows_per_tile = tile_cap / channels;
-    Py_ssize_t tile = rows_per_tile * channels;
-    for (Py_ssize_t i = 0; i < tile; i++) {
-        Py_ssize_t c = i % channels;
-        db[i] = bias[c];
-        dm[i] = mult[c] * scale;
-        dsm[i] = smult ? smult[c] * scale : 0.0;
-    }
     if (has_skip) {   /* skip values must be exact integers in int8 range */
         for (Py_ssize_t i = 0; i < total; i++)
-            if (!(skip[i] >= -128.0f && skip[i] <= 127.0f) || skip[i] != (float)(int32_t)skip[i]) {
+            if (!(skip[i] >= (float)INT8_MIN && skip[i] <= (float)INT8_MAX) || skip[i] != (float)(int32_t)skip[i]) {
                 PyErr_SetString(PyExc_ValueError, "skip: values must be integers in -128..127"); goto fail;
             }
     }
-    int bad = 0;
+    int bad;
     Py_BEGIN_ALLOW_THREADS
-    const float *sk = has_skip ? skip : acc;
-    for (Py_ssize_t off = 0; off < total; off += tile) {
-        Py_ssize_t len = total - off < tile ? total - off : tile;
-        bad |= requant_run(acc + off, sk + off, db, dm, dsm, relu ? 0.125 : 1.0,
-                           lo - offset, hi - offset, offset, len, out + off);
-    }
+    bad = requant_f32(acc, skip, bias, mult, smult, channels, total, shift, relu, offset, lo, hi, out);
     Py_END_ALLOW_THREADS
     if (bad) { PyErr_SetString(PyExc_ArithmeticError, "requantize: accumulator is not an exact integer below 2^24"); goto fail; }
     release(a, 6);
@@ -814,8 +590,10 @@ PyDoc_STRVAR(intnet_forward_doc,
 "y = floor(v / 2^shift + 1/2) (shift + 3 for negative v when relu), clamped to lo..hi,\n"
 "which must lie in -128..128 for every stage but the last.  out: int16, the last stage's\n"
 "output [n][ho][wo][cout].  scratch: a writable int16 buffer of at least\n"
-"intnet_scratch_len(stages, threads) elements.  Maps are shared among `threads` threads;\n"
-"simd=False forces the plain kernel.  Every choice gives the same results.");
+"intnet_scratch_len(stages, threads) elements.  Maps are shared among `threads` threads.\n"
+"simd: -1 for BLOCKCODEC_SIMD or the best kernel, else a level (0 = the plain kernel,\n"
+"1 = AVX2; capped at the CPU's); ValueError for an unknown BLOCKCODEC_SIMD.  Every thread\n"
+"count and kernel gives the same results.");
 
 /* One stage tuple, checked, into st; it must read maps of (h, w, cin) when
  * those are >= 0.  a: the stage's 4 buffer slots. */
@@ -827,15 +605,16 @@ static int parse_stage(PyObject *tuple, int index, int last, IntnetStage *st, Ar
                           "bias, mult, shift, skip_from, skip_mult, relu, lo, hi)", &h, &w, &cin, &kh,
                           &kw, &stride, &pad, &o_w, &o_b, &o_m, &shift, &skip_from, &o_sm, &relu, &lo, &hi))
         return -1;
-    if (h < 1 || w < 1 || cin < 1 || h > 4096 || w > 4096 || kh < 1 || kw < 1 || kh > 64 || kw > 64 ||
-        stride < 1 || stride > 64 || pad < 0 || pad >= 64 || h + 2 * pad < kh || w + 2 * pad < kw ||
+    if (h < 1 || w < 1 || cin < 1 || h > INTNET_MAX_MAP || w > INTNET_MAX_MAP || kh < 1 || kw < 1 ||
+        kh > INTNET_MAX_KERNEL || kw > INTNET_MAX_KERNEL || stride < 1 || stride > INTNET_MAX_KERNEL || pad < 0 ||
+        pad >= INTNET_MAX_KERNEL || h + 2 * pad < kh || w + 2 * pad < kw ||
         (Py_ssize_t)kh * kw * cin > INTNET_MAX_PATCH) {
         PyErr_Format(PyExc_ValueError, "stage %d: map or kernel geometry out of range", index); return -1;
     }
-    if (shift < 0 || shift > MAX_SHIFT) { PyErr_Format(PyExc_ValueError, "stage %d: shift out of range", index); return -1; }
-    /* Every activation a later stage reads stays in -128..128: that bound,
-     * with |weight| <= 127, keeps each accumulator inside int32. */
-    if (lo > hi || lo < (last ? -32768 : -128) || hi > (last ? 32767 : 128)) {
+    if (shift < 0 || shift > INTNET_MAX_SHIFT) { PyErr_Format(PyExc_ValueError, "stage %d: shift out of range", index); return -1; }
+    /* Every activation a later stage reads stays in -INTNET_ACT_MAX..INTNET_ACT_MAX:
+     * that bound, with |weight| <= INTNET_MAX_WEIGHT, keeps each accumulator inside int32. */
+    if (lo > hi || lo < (last ? INT16_MIN : -INTNET_ACT_MAX) || hi > (last ? INT16_MAX : INTNET_ACT_MAX)) {
         PyErr_Format(PyExc_ValueError, "stage %d: lo/hi out of range", index); return -1;
     }
     if (skip_from < -1 || skip_from > index || (skip_from >= 0) == (o_sm == Py_None)) {
@@ -851,11 +630,11 @@ static int parse_stage(PyObject *tuple, int index, int last, IntnetStage *st, Ar
         (skip_from >= 0 && get_arg(o_sm, &a[3], "skip_mult", 'i', 4, cout, 0))) return -1;
     const int16_t *wt = a[1].view.buf;
     for (Py_ssize_t i = 0; i < elements(&a[1]); i++)
-        if (wt[i] < -127 || wt[i] > 127) { PyErr_Format(PyExc_ValueError, "stage %d: weights must be in -127..127", index); return -1; }
+        if (wt[i] < -INTNET_MAX_WEIGHT || wt[i] > INTNET_MAX_WEIGHT) { PyErr_Format(PyExc_ValueError, "stage %d: weights must be in -127..127", index); return -1; }
     const int32_t *bias = a[0].view.buf, *mult = a[2].view.buf, *smult = skip_from >= 0 ? a[3].view.buf : NULL;
     for (Py_ssize_t c = 0; c < cout; c++)
-        if (bias[c] < -(1 << 24) || bias[c] > (1 << 24) || mult[c] < -32767 || mult[c] > 32767 ||
-            (smult && (smult[c] < -32767 || smult[c] > 32767))) {
+        if (bias[c] < -INTNET_MAX_BIAS || bias[c] > INTNET_MAX_BIAS || mult[c] < -INTNET_MAX_MULT ||
+            mult[c] > INTNET_MAX_MULT || (smult && (smult[c] < -INTNET_MAX_MULT || smult[c] > INTNET_MAX_MULT))) {
             PyErr_Format(PyExc_ValueError, "stage %d: bias/mult out of range", index); return -1;
         }
     st->weights = wt;
@@ -927,7 +706,7 @@ static PyObject *py_intnet_forward(PyObject *self, PyObject *args)
     PyObject *o_x, *o_stages, *o_out, *o_scratch;
     Py_ssize_t n;
     int threads, simd;
-    if (!PyArg_ParseTuple(args, "OnOipOO", &o_x, &n, &o_stages, &threads, &simd, &o_out, &o_scratch)) return NULL;
+    if (!PyArg_ParseTuple(args, "OnOiiOO", &o_x, &n, &o_stages, &threads, &simd, &o_out, &o_scratch)) return NULL;
     Arg a[4 * INTNET_MAX_STAGES + 3];
     memset(a, 0, sizeof a);
     IntnetStage st[INTNET_MAX_STAGES];
@@ -935,6 +714,8 @@ static PyObject *py_intnet_forward(PyObject *self, PyObject *args)
     if (n < 0 || threads < 1 || threads > INTNET_MAX_THREADS) { PyErr_SetString(PyExc_ValueError, "n or threads out of range"); goto fail; }
     int k = parse_stages(o_stages, st, a);
     if (k < 0) goto fail;
+    int level = simd_select(simd);
+    if (level < 0) { PyErr_SetString(PyExc_ValueError, "BLOCKCODEC_SIMD: unknown level (none, avx2)"); goto fail; }
     for (int i = 0; i < k; i++) {   /* every buffer of the batch must be addressable */
         Py_ssize_t m = (Py_ssize_t)st[i].layer.h * st[i].layer.w * (st[i].layer.cin > st[i].layer.cout ? st[i].layer.cin : st[i].layer.cout);
         if (n > PY_SSIZE_T_MAX / 8 / (m + 1)) { PyErr_SetString(PyExc_ValueError, "batch too large"); goto fail; }
@@ -952,10 +733,10 @@ static PyObject *py_intnet_forward(PyObject *self, PyObject *args)
     const int16_t *x = ax->view.buf;
     int bad = 0;
     for (Py_ssize_t i = 0; i < n * in_map; i++)
-        bad |= (x[i] < -128) | (x[i] > 128);
+        bad |= (x[i] < -INTNET_ACT_MAX) | (x[i] > INTNET_ACT_MAX);
     if (bad) { PyErr_SetString(PyExc_ValueError, "x: values must be in -128..128"); goto fail; }
     Py_BEGIN_ALLOW_THREADS
-    intnet_forward(st, k, n, x, aout->view.buf, ascr->view.buf, threads, simd);
+    intnet_forward(st, k, n, x, aout->view.buf, ascr->view.buf, threads, level);
     Py_END_ALLOW_THREADS
     release(a, 4 * INTNET_MAX_STAGES + 3);
     Py_RETURN_NONE;
@@ -1107,7 +888,8 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__cext(void)
 {
-    /* DESCALE relies on arithmetic right shift of negative values. */
+    /* dct.c's DESCALE (and intnet.c's requantization) rely on arithmetic
+     * right shift of negative values. */
     volatile int64_t probe = -3;
     if ((probe >> 1) != -2) {
         PyErr_SetString(PyExc_ImportError, "blockcodec._cext needs arithmetic right shifts");
@@ -1116,7 +898,9 @@ PyMODINIT_FUNC PyInit__cext(void)
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     if (PyModule_AddIntConstant(m, "FDCT_FRAC_BITS", FDCT_FRAC_BITS) ||
-        PyModule_AddIntConstant(m, "DEQUANT_LIMIT", DEQUANT_LIMIT)) {
+        PyModule_AddIntConstant(m, "DEQUANT_LIMIT", DEQUANT_LIMIT) ||
+        PyModule_AddIntConstant(m, "DCTSIZE", DCTSIZE) ||
+        PyModule_AddIntConstant(m, "CONTEXT", CONTEXT)) {
         Py_DECREF(m);
         return NULL;
     }

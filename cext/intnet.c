@@ -24,6 +24,7 @@
  * allocation: the caller passes the scratch space (intnet_scratch_len).
  */
 #include "intnet.h"
+#include "simd.h"
 
 #include <string.h>
 
@@ -37,7 +38,6 @@
 #include <immintrin.h>
 #endif
 
-#define NEG_SHIFT 3      /* leaky ReLU slope 1/8 */
 #define ROWS 4           /* output rows per register tile */
 #define CHUNK 64         /* output rows gathered at a time (a multiple of ROWS) */
 #define GROUP 16         /* maps taken through the network together */
@@ -58,7 +58,7 @@ static void requant_rows(const IntnetLayer *L, const int32_t *acc, int m, int cp
      * without a skip), so every row is one loop of whole vectors. */
     int32_t b[INTNET_MAX_COUT], mu[INTNET_MAX_COUT], sm[INTNET_MAX_COUT];
     int16_t sk[INTNET_MAX_COUT], row[INTNET_MAX_COUT];
-    const int cout = L->cout, sp = L->shift, sn = L->shift + (L->relu ? NEG_SHIFT : 0);
+    const int cout = L->cout, sp = L->shift, sn = L->shift + (L->relu ? INTNET_NEG_SHIFT : 0);
     const int64_t rp = ((int64_t)1 << sp) >> 1, rn = ((int64_t)1 << sn) >> 1;
     const int64_t lo = L->lo, hi = L->hi;
     for (int c = 0; c < cpad; c++) {
@@ -317,7 +317,7 @@ void intnet_forward(const IntnetStage *stages, int n_stages, ptrdiff_t n, const 
 #endif
     int use_avx2 = 0;
 #ifdef INTNET_AVX2
-    use_avx2 = simd && __builtin_cpu_supports("avx2");
+    use_avx2 = simd >= SIMD_AVX2 && __builtin_cpu_supports("avx2");
 #endif
     (void)simd;
     ptrdiff_t in_elems = map_elems(stages, n_stages, 0), out_elems = map_elems(stages, n_stages, n_stages);

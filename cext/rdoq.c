@@ -12,14 +12,14 @@
  *
  * Bit budget: |coef| <= 8 * 8 * 255 * 2^3, steps <= 4096 * 2^3, so one
  * coefficient's squared error is below 2^32 and a block's below 2^38;
- * rates are below 64 * 80 bits = 2^23 in Q16; with lambda < 2^40 (checked by
- * the binding) every J stays below 2^63.
+ * rates are below 64 * 80 bits = 2^23 in Q16; with lambda < RDOQ_MAX_LAMBDA =
+ * 2^40 (checked by the binding) every J stays below 2^63.
  */
 #include "rdoq.h"
 
 #include <string.h>
 
-#define FDCT_SCALE_BITS 3   /* coef is the DCT scaled by 2^3 (FDCT_FRAC_BITS) */
+#include "dct.h"
 
 typedef struct {
     int eob_row, dc_row, eob_t, eob_l;
@@ -89,8 +89,8 @@ static BlockContext block_context(const RdoqModel *m, const RdoqPlane *p, int r,
     x.eob_t = (int)eob_t;
     x.eob_l = (int)eob_l;
     x.second_half = (r + c) & 1;
-    x.mag_t = has_t ? p->mags + (idx - p->n_cols) * 64 : NULL;
-    x.mag_l = has_l ? p->mags + (idx - 1) * 64 : NULL;
+    x.mag_t = has_t ? p->mags + (idx - p->n_cols) * DCTSIZE2 : NULL;
+    x.mag_l = has_l ? p->mags + (idx - 1) * DCTSIZE2 : NULL;
     x.pred = 0;
     if (p->dc_prediction) {
         int64_t dl = has_l ? p->dc[idx - 1] : 0, dt = has_t ? p->dc[idx - p->n_cols] : 0;
@@ -149,22 +149,22 @@ int64_t rdoq_block(const RdoqModel *m, RdoqPlane *p, int r, int c, const int64_t
                    const uint16_t *step, int64_t lambda, int passes, int16_t *out)
 {
     BlockContext x = block_context(m, p, r, c);
-    int32_t lev[65];
-    uint8_t neg[65];
-    int64_t mag[64], scale[64];
-    for (int k = 0; k < 64; k++) {
+    int32_t lev[DCTSIZE2 + 1];
+    uint8_t neg[DCTSIZE2 + 1];
+    int64_t mag[DCTSIZE2], scale[DCTSIZE2];
+    for (int k = 0; k < DCTSIZE2; k++) {
         int nat = m->zigzag[k];
         neg[k] = coef[nat] < 0;
         mag[k] = abs64(coef[nat]);
-        scale[k] = (int64_t)step[nat] << FDCT_SCALE_BITS;
+        scale[k] = (int64_t)step[nat] << FDCT_FRAC_BITS;
         lev[k] = (int32_t)min64((2 * mag[k] + scale[k]) / (2 * scale[k]), RDOQ_MAX_LEVEL);
     }
-    lev[64] = 0;
-    neg[64] = 0;
+    lev[DCTSIZE2] = 0;
+    neg[DCTSIZE2] = 0;
 #define ERR(k, l) ((mag[k] - (int64_t)(l) * scale[k]) * (mag[k] - (int64_t)(l) * scale[k]))
     int64_t dist = 0;
-    for (int k = 0; k < 64; k++) dist += ERR(k, lev[k]);
-    int eob = end_of_block(lev, 64);
+    for (int k = 0; k < DCTSIZE2; k++) dist += ERR(k, lev[k]);
+    int eob = end_of_block(lev, DCTSIZE2);
     int64_t rate = block_rate(m, &x, lev, neg, eob);
 
     for (int pass = 0; pass < passes; pass++) {
@@ -173,15 +173,15 @@ int64_t rdoq_block(const RdoqModel *m, RdoqPlane *p, int r, int c, const int64_t
             int32_t keep = lev[k];
             if (keep == 0) continue;
             int32_t best = keep;
-            int64_t best_j = dist * 65536 + lambda * rate, best_d = dist, best_r = rate;
+            int64_t best_j = dist * RDOQ_DIST_WEIGHT + lambda * rate, best_d = dist, best_r = rate;
             int32_t cand[2] = {keep - 1, 0};
             for (int i = 0; i < (keep > 1 ? 2 : 1); i++) {
                 lev[k] = cand[i];
                 int e = (cand[i] == 0 && k == eob - 1) ? end_of_block(lev, k) : eob;
                 int64_t d = dist - ERR(k, keep) + ERR(k, cand[i]);
                 int64_t rt = block_rate(m, &x, lev, neg, e);
-                if (d * 65536 + lambda * rt < best_j) {
-                    best_j = d * 65536 + lambda * rt; best = cand[i]; best_d = d; best_r = rt;
+                if (d * RDOQ_DIST_WEIGHT + lambda * rt < best_j) {
+                    best_j = d * RDOQ_DIST_WEIGHT + lambda * rt; best = cand[i]; best_d = d; best_r = rt;
                 }
             }
             lev[k] = best;
@@ -197,24 +197,24 @@ int64_t rdoq_block(const RdoqModel *m, RdoqPlane *p, int r, int c, const int64_t
 
     /* End of block: the best truncation, the whole block zeroed included. */
     int best_e = eob;
-    int64_t best_j = dist * 65536 + lambda * rate, best_d = dist, best_r = rate, d = dist;
-    int32_t saved[64];
+    int64_t best_j = dist * RDOQ_DIST_WEIGHT + lambda * rate, best_d = dist, best_r = rate, d = dist;
+    int32_t saved[DCTSIZE2];
     memcpy(saved, lev, sizeof saved);
     for (int e = eob; e > 0; e--) {
         d += ERR(e - 1, 0) - ERR(e - 1, lev[e - 1]);
         lev[e - 1] = 0;
         int e2 = end_of_block(lev, e - 1);
         int64_t rt = block_rate(m, &x, lev, neg, e2);
-        if (d * 65536 + lambda * rt < best_j) { best_j = d * 65536 + lambda * rt; best_e = e2; best_d = d; best_r = rt; }
+        if (d * RDOQ_DIST_WEIGHT + lambda * rt < best_j) { best_j = d * RDOQ_DIST_WEIGHT + lambda * rt; best_e = e2; best_d = d; best_r = rt; }
     }
     memcpy(lev, saved, sizeof saved);
-    for (int k = best_e; k < 64; k++) lev[k] = 0;
+    for (int k = best_e; k < DCTSIZE2; k++) lev[k] = 0;
     eob = best_e;
     dist = best_d;
     rate = best_r;
 #undef ERR
 
-    for (int k = 0; k < 64; k++) {
+    for (int k = 0; k < DCTSIZE2; k++) {
         int nat = m->zigzag[k];
         out[nat] = (int16_t)(coef[nat] < 0 ? -lev[k] : lev[k]);
     }
@@ -222,7 +222,19 @@ int64_t rdoq_block(const RdoqModel *m, RdoqPlane *p, int r, int c, const int64_t
     int64_t dc = out[0];
     p->eob[idx] = eob;
     p->dc[idx] = (int32_t)dc;
-    for (int k = 0; k < 64; k++) p->mags[idx * 64 + k] = (uint8_t)min64(lev[k], RDOQ_ESC);
+    for (int k = 0; k < DCTSIZE2; k++) p->mags[idx * DCTSIZE2 + k] = (uint8_t)min64(lev[k], RDOQ_ESC);
     p->dmag[idx] = eob > 0 ? (int32_t)abs64(dc - x.pred) : 0;
     return rate;
+}
+
+int64_t rdoq_blocks(const RdoqModel *m, RdoqPlane *p, const int16_t *res, ptrdiff_t n, const int32_t *rows,
+                    const int32_t *cols, const uint16_t *step, int64_t lambda, int passes, int16_t *out)
+{
+    int64_t total = 0;
+    int64_t X[DCTSIZE2];
+    for (ptrdiff_t b = 0; b < n; b++) {
+        dct_fdct_block(res + b * DCTSIZE2, X);
+        total += rdoq_block(m, p, rows[b], cols[b], X, step, lambda, passes, out + b * DCTSIZE2);
+    }
+    return total;
 }

@@ -35,9 +35,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "geometry.h"
+
 #define RDOQ_ALPHABET 18        /* magnitude symbols 0..16 and the escape */
 #define RDOQ_ESC (RDOQ_ALPHABET - 1)
-#define RDOQ_EOB_SYMBOLS 65     /* EOB 0..64 */
+#define RDOQ_EOB_SYMBOLS (DCTSIZE2 + 1)   /* EOB 0..64 */
 #define RDOQ_ESC_LENGTHS 16     /* Exp-Golomb length symbols */
 #define RDOQ_NBM_MAX 8          /* the in-block neighbour magnitude sum is capped here */
 #define RDOQ_REM_MAX 16         /* the distance to EOB is capped here */
@@ -46,11 +48,14 @@
 #define RDOQ_NO_NEIGHBOUR 65    /* ... and this entry is the "no neighbours" row */
 #define RDOQ_ONE_BIT 65536      /* a raw bit (signs) in Q16 */
 #define RDOQ_MAX_LEVEL 32767
-#define RDOQ_AC_LUT_LEN (64 * (RDOQ_NBM_MAX + 1) * (RDOQ_REM_MAX + 1) * RDOQ_NK)
+#define RDOQ_AC_LUT_LEN (DCTSIZE2 * (RDOQ_NBM_MAX + 1) * (RDOQ_REM_MAX + 1) * RDOQ_NK)
 #define RDOQ_NB4 7              /* checkerboard refinements: 6 buckets, then "first half" */
 #define RDOQ_NB4_MAX (4 * RDOQ_ESC)
-#define RDOQ_SIGN_LUT_LEN (64 * 3 * 3)
+#define RDOQ_SIGN_LUT_LEN (DCTSIZE2 * 3 * 3)
 #define RDOQ_MODEL_ARRAYS 13
+#define RDOQ_MAX_LAMBDA ((int64_t)1 << 40)   /* keeps every J below 2^63 (rdoq.c) */
+#define RDOQ_MAX_PASSES 8
+#define RDOQ_DIST_WEIGHT 65536  /* J = D * 2^16 + lambda * R */
 
 typedef struct {
     const int32_t *zigzag;     /* [64] natural index of zigzag position k */
@@ -91,5 +96,12 @@ int64_t rdoq_log2_q16(uint64_t x);
  * returns the model's rate of the chosen levels in Q16 bits. */
 int64_t rdoq_block(const RdoqModel *m, RdoqPlane *p, int r, int c, const int64_t *coef,
                    const uint16_t *step, int64_t lambda, int passes, int16_t *out);
+
+/* The encoder's loop over n residual blocks (res: [n][64] pixels in
+ * -255..255) at block positions (rows[i], cols[i]), in that order: the
+ * forward DCT (dct.h), then rdoq_block into out ([n][64]).  Returns the
+ * total rate in Q16 bits. */
+int64_t rdoq_blocks(const RdoqModel *m, RdoqPlane *p, const int16_t *res, ptrdiff_t n, const int32_t *rows,
+                    const int32_t *cols, const uint16_t *step, int64_t lambda, int passes, int16_t *out);
 
 #endif

@@ -77,7 +77,7 @@ def test_the_c_integer_kernel_and_the_float_path_give_identical_predictions(cnn,
     float64 torch are independent implementations of the same integers."""
     net, x = cnn.nets[chroma], real_inputs[chroma]
     a = net(x)
-    np.testing.assert_array_equal(a, net(x, simd=False))        # plain loops, no SIMD
+    np.testing.assert_array_equal(a, net(x, simd=0))            # plain loops, no SIMD
     np.testing.assert_array_equal(a, qat.forward_float(net, x, torch.float32))
     np.testing.assert_array_equal(a, qat.forward_float(net, x, torch.float64))
     np.testing.assert_array_equal(a, qat.forward_float(net, x, torch.float64, reference=True))
@@ -90,7 +90,7 @@ def test_extreme_inputs_give_identical_predictions(cnn, chroma):
     net = cnn.nets[chroma]
     rng = np.random.default_rng(11)
     x = rng.choice(np.array([-128, -127, 0, 127, 128], np.int16), (40, len(net.config.inputs), 24, 24))
-    np.testing.assert_array_equal(net(x), net(x, simd=False))
+    np.testing.assert_array_equal(net(x), net(x, simd=0))
     if torch is not None:
         np.testing.assert_array_equal(net(x), qat.forward_float(net, x, torch.float64, reference=True))
 
@@ -112,7 +112,7 @@ def test_any_thread_count_gives_the_same_predictions(cnn, real_inputs, chroma):
     for threads in (1, 2, 3, 7):
         out = np.empty((len(x),) + shape, np.int16)
         scratch = np.empty(_cext.intnet_scratch_len(stages, threads), np.int16)
-        _cext.intnet_forward(a, len(x), stages, threads, True, out, scratch)
+        _cext.intnet_forward(a, len(x), stages, threads, -1, out, scratch)
         outs.append(out)
     for out in outs[1:]:
         np.testing.assert_array_equal(out, outs[0])
@@ -124,6 +124,26 @@ def test_any_thread_count_gives_the_same_predictions(cnn, real_inputs, chroma):
     finally:
         engine.set_threads(None)
     np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("chroma", [False, True])
+def test_blockcodec_simd_chooses_the_blockcnn_kernel_too(cnn, real_inputs, chroma, monkeypatch):
+    """BLOCKCODEC_SIMD (cext/simd.h) lowers BlockCNN's kernel as it does the
+    post-filter's: "none" runs the plain loops, bit-exact with the default
+    kernel; an unknown level is refused, unless a level is asked for."""
+    net, x = cnn.nets[chroma], real_inputs[chroma]
+    monkeypatch.delenv("BLOCKCODEC_SIMD", raising=False)
+    default, features = net(x), net(x, head=False)
+    monkeypatch.setenv("BLOCKCODEC_SIMD", "none")
+    assert _cext.simd_level() == "none"
+    np.testing.assert_array_equal(net(x), default)
+    np.testing.assert_array_equal(net(x, head=False), features)
+    monkeypatch.setenv("BLOCKCODEC_SIMD", "avx2")
+    np.testing.assert_array_equal(net(x), default)
+    monkeypatch.setenv("BLOCKCODEC_SIMD", "avx1024")
+    with pytest.raises(ValueError, match="BLOCKCODEC_SIMD"):
+        net(x)
+    np.testing.assert_array_equal(net(x, simd=0), default)   # an explicit level does not read it
 
 
 def test_the_thread_setting_defaults_to_the_usable_cpus(monkeypatch):
@@ -173,7 +193,7 @@ def _stage(h, cin, w, bias, mult, shift, stride, pad, relu, lo, hi, skip_from=-1
             skip_from, skip_mult, relu, lo, hi)
 
 
-def _run(x, stages, threads=1, simd=True):
+def _run(x, stages, threads=1, simd=1):
     st = stages[-1]
     ho = (st[0] + 2 * st[6] - st[3]) // st[5] + 1
     out = np.empty((len(x), ho, ho, len(st[8])), np.int16)
@@ -182,7 +202,7 @@ def _run(x, stages, threads=1, simd=True):
     return out
 
 
-@pytest.mark.parametrize("simd", [True, False])
+@pytest.mark.parametrize("simd", [1, 0])   # AVX2 (where the CPU has it), plain loops
 @pytest.mark.parametrize("geometry", [(9, 5, 12, 4, 2, 1), (6, 24, 24, 3, 1, 1), (6, 7, 64, 6, 1, 0),
                                       (5, 3, 9, 3, 2, 0), (7, 33, 17, 1, 1, 0)])
 def test_c_layer_follows_the_integer_rule(geometry, simd):
@@ -220,26 +240,26 @@ def test_c_kernel_refuses_what_could_overflow(cnn):
     good = np.zeros((2, 24, 24, 5), np.int16)
     out = np.empty((2,) + shape, np.int16)
     scratch = np.empty(_cext.intnet_scratch_len(stages, 1), np.int16)
-    _cext.intnet_forward(good, 2, stages, 1, True, out, scratch)
+    _cext.intnet_forward(good, 2, stages, 1, -1, out, scratch)
     bad = good.copy()
     bad[1, 3, 4, 0] = 129                                   # inputs beyond -128..128
     with pytest.raises(ValueError, match="x: values"):
-        _cext.intnet_forward(bad, 2, stages, 1, True, out, scratch)
+        _cext.intnet_forward(bad, 2, stages, 1, -1, out, scratch)
     wide = list(stages[0])
     wide[7] = wide[7].copy()
     wide[7][0, 0, 0] = 128                                  # a weight beyond int8's symmetric range
     with pytest.raises(ValueError, match="weights"):
-        _cext.intnet_forward(good, 2, (tuple(wide),) + stages[1:], 1, True, out, scratch)
+        _cext.intnet_forward(good, 2, (tuple(wide),) + stages[1:], 1, -1, out, scratch)
     loose = list(stages[0])
     loose[15] = 129                                         # an inner stage must clamp to -128..128
     with pytest.raises(ValueError, match="lo/hi"):
-        _cext.intnet_forward(good, 2, (tuple(loose),) + stages[1:], 1, True, out, scratch)
+        _cext.intnet_forward(good, 2, (tuple(loose),) + stages[1:], 1, -1, out, scratch)
     with pytest.raises(ValueError, match="previous stage"):
-        _cext.intnet_forward(good, 2, stages[:1] + stages[2:], 1, True, out, scratch)
+        _cext.intnet_forward(good, 2, stages[:1] + stages[2:], 1, -1, out, scratch)
     with pytest.raises(ValueError, match="scratch"):
-        _cext.intnet_forward(good, 2, stages, 2, True, out, scratch[:10])
+        _cext.intnet_forward(good, 2, stages, 2, -1, out, scratch[:10])
     with pytest.raises(ValueError, match="out: expected 128 elements"):
-        _cext.intnet_forward(good, 2, stages, 1, True, out[:1], scratch)
+        _cext.intnet_forward(good, 2, stages, 1, -1, out[:1], scratch)
 
 
 def _requant_rule(acc, bias, mult, shift, skip, skip_mult, relu, offset, lo, hi):

@@ -82,6 +82,14 @@ def random_residuals(rng, n, smooth=False):
     return rng.integers(-255, 256, (n, 64)).astype(np.int16)
 
 
+def test_geometry_constants_match_the_python_side():
+    """cext/geometry.h names the block and context sizes once for the C core;
+    the predictors' CONTEXT must be the same number."""
+    from blockcodec.predictors import base
+    assert _cext.DCTSIZE == N == 8
+    assert _cext.CONTEXT == base.CONTEXT == 3 * _cext.DCTSIZE
+
+
 # ---------------------------------------------------------------- transform
 
 @pytest.mark.parametrize("smooth", [False, True])

@@ -97,7 +97,7 @@ def test_the_rate_model_is_close_to_the_coder_on_whole_images(photo, adaptive, m
 
 
 def _fdct_scaled(block: np.ndarray) -> np.ndarray:
-    """The C core's forward DCT (cext/blockcodec_cext.c fdct_block), scaled by
+    """The C core's forward DCT (cext/dct.c dct_fdct_block), scaled by
     2^3: the 13-bit orthonormal basis, 2 fractional bits between the passes."""
     n = np.arange(8)
     basis = np.cos((2 * n[None, :] + 1) * n[:, None] * np.pi / 16) * np.sqrt(2 / 8)

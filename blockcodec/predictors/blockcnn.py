@@ -184,13 +184,17 @@ class IntegerNet:
         self._stages = {h: self._c_stages(h) for h in (True, False)}
         self._local = threading.local()
 
-    def __call__(self, x_int: np.ndarray, head: bool = True, simd: bool = True) -> np.ndarray:
+    def __call__(self, x_int: np.ndarray, head: bool = True, simd: int = -1) -> np.ndarray:
         """x_int int16 [n, C_in, 24, 24] -> uint8 [n, 64] predicted pixels
         (``head=False``: the int8 features the head reads, [n, 6 * 6 * width]).
 
-        The C core's integer kernel runs (``simd=False``: its plain loops,
-        for the tests); ``blockcodec.train.blockcnn_qat.forward_float`` is
-        the same network in PyTorch float convolutions."""
+        The C core's integer kernel runs.  ``simd`` picks its kernel as for
+        the post-filter (cext/simd.h): -1, the BLOCKCODEC_SIMD environment
+        variable (none | avx2) or else the best the CPU has; 0 (or False)
+        the plain loops; 1 (or True) AVX2 where the CPU has it.  Every choice
+        gives the same bits; ValueError for an unknown BLOCKCODEC_SIMD.
+        ``blockcodec.train.blockcnn_qat.forward_float`` is the same network
+        in PyTorch float convolutions."""
         return self._forward_c(np.asarray(x_int), head, simd)
 
     def _c_stages(self, head: bool) -> tuple:
@@ -217,7 +221,7 @@ class IntegerNet:
             cache[key] = np.empty(_cext.intnet_scratch_len(self._stages[head][0], threads), np.int16)
         return cache[key]
 
-    def _forward_c(self, x_int: np.ndarray, head: bool, simd: bool) -> np.ndarray:
+    def _forward_c(self, x_int: np.ndarray, head: bool, simd: int) -> np.ndarray:
         stages, out_shape = self._stages[head]
         n = len(x_int)
         a = np.ascontiguousarray(x_int.astype(np.int16, copy=False).transpose(0, 2, 3, 1))   # NHWC
@@ -226,7 +230,7 @@ class IntegerNet:
         # the codec may use (engine.threads()), as long as each gets
         # MIN_BLOCKS_PER_THREAD.
         threads = max(1, min(engine.threads(), n // MIN_BLOCKS_PER_THREAD))
-        _cext.intnet_forward(a, n, stages, threads, simd, out, self._scratch(head, threads))
+        _cext.intnet_forward(a, n, stages, threads, int(simd), out, self._scratch(head, threads))
         if not head:
             return out.reshape(n, -1).astype(np.int8)
         base = x_int[:, PLANAR, 8:16, 8:16].reshape(n, 64).astype(np.int16) + 128
