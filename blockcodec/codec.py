@@ -116,7 +116,9 @@ def _code_planes(geom: Geometry, predictor, infos: list[PlaneInfo], sources=None
     or the decoder (``coefs``): luma first, then Cb and Cr as one group.  A
     predictor that reads guides (cross-component prediction) sees the decoded
     luma brought to chroma resolution (2x2 mean for 4:2:0), and for Cr also
-    the decoded Cb.  ``progress``: see ``engine.code_planes``."""
+    the decoded Cb.  ``progress``: see ``engine.code_planes``.  The luma
+    entries of ``sources`` and ``quantizers`` (lists) are set to None once
+    luma is coded, so that they are not held through the chroma planes."""
     shapes = geom.plane_shapes
 
     def job(i, guides=(), reads_previous=False):
@@ -125,6 +127,9 @@ def _code_planes(geom: Geometry, predictor, infos: list[PlaneInfo], sources=None
                         None if quantizers is None else quantizers[i])
 
     traces = code_planes([job(0)], predictor, rounding, keep_trace, progress)
+    for done in (sources, quantizers):
+        if done is not None:
+            done[0] = None
     if len(shapes) == 3:
         guides = []
         if predictor.guides:
@@ -211,8 +216,12 @@ class Codec:
         sink = entropy.Encoder(self.tables)
         for (h, w), tr, info in zip(geom.plane_shapes, traces, _plane_infos(geom, cfg.quality)):
             entropy.code_plane(sink, tr.coefs, h // 8, w // 8, info.chroma, dc_pred, cfg.quality)
+            if not keep_trace:
+                tr.coefs = None      # coded: 2 bytes a sample not held through the rest
         entropy.code_end(sink)
         payload = sink.finish()
+        bits = dict(sink.stage_bits)
+        del sink                     # and its adapted tables
         t3 = time.perf_counter()
 
         header = Header(
@@ -224,7 +233,6 @@ class Codec:
         data = bitstream.pack(header, payload, carried)
         out = _assemble([tr.recon for tr in traces], geom)
         t4 = time.perf_counter()
-        bits = dict(sink.stage_bits)
         bits["container"] = bits.get("container", 0) + 8 * (len(data) - len(payload))
         del timings["loop"]
         timings.update(entropy=t3 - t2, container=t4 - t3, total=t4 - t0)
@@ -329,7 +337,12 @@ def decode_result(data, tables: entropy.Tables | None = None, keep_trace: bool =
     except Exception as exc:  # constriction reports a malformed payload as a plain error
         raise BlockcodecError(f"corrupt stream: entropy decoding failed ({exc})") from None
     t2 = time.perf_counter()
+    del sink
     traces = _code_planes(geom, predictor, infos, coefs=coefs, keep_trace=keep_trace, progress=progress)
+    del coefs
+    if not keep_trace:
+        for tr in traces:
+            tr.coefs = None          # decoded: not held through the post-filter and colour conversion
     loop = Timings()
     for tr in traces:
         loop.add(tr.timings)

@@ -95,7 +95,10 @@ class PlaneTrace:
     """Everything the loop produced for one plane, in raster block order."""
 
     recon: np.ndarray                  # uint8 [H, W], the decoded plane
-    coefs: np.ndarray                  # int16 [n_blocks, 64], quantized, natural order
+    # int16 [n_blocks, 64], quantized, natural order; None in the planes of a
+    # Codec.encode or decode_result made with keep_trace=False, which free
+    # them once they are coded
+    coefs: np.ndarray | None
     prediction: np.ndarray | None = None   # uint8 [n_blocks, 64]
     residual: np.ndarray | None = None     # int16 [n_blocks, 64] (encoder only)
     timings: Timings = field(default_factory=Timings)
