@@ -21,9 +21,12 @@ coded bytes, and gc.collect().
                        reported as rss_slack_mib.  As a cross-check the probe
                        also resets /proc/self VmHWM (clear_refs 5) at the
                        baseline and reports VmHWM(after) - VmRSS(before).
-                       peak_rss_mib is the process's whole peak (ru_maxrss after
-                       the operation): interpreter, libraries, weights and the
-                       input included.
+                       Where the reset works it may reset ru_maxrss too (it
+                       does on this VM's kernel: the increase then reads low,
+                       even below zero); the VmHWM figure is the one to use.
+                       peak_rss_mib is the process's whole peak, interpreter,
+                       libraries, weights and the input included: the largest
+                       of ru_maxrss before and after and VmHWM after.
 --measure tracemalloc: tracemalloc peak of the operation (Python objects and
                        numpy buffers; memory malloc'ed inside C/Rust extensions
                        such as _cext or constriction is not seen).  Separate
@@ -130,7 +133,7 @@ def main(argv=None) -> int:
             rss_peak_increase_mib=(ru_after - ru_before) / 1024,
             ru_maxrss_before_mib=ru_before / 1024,
             ru_maxrss_after_mib=ru_after / 1024,
-            peak_rss_mib=ru_after / 1024,
+            peak_rss_mib=max(ru_before, ru_after, hwm_after or 0) / 1024,
             rss_before_mib=None if rss_before is None else rss_before / 1024,
             rss_slack_mib=None if rss_before is None else max(0, ru_before - rss_before) / 1024,
             hwm_before_mib=None if hwm_before is None else hwm_before / 1024,
