@@ -26,7 +26,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import quantization, zoo
+from . import convnet8, engine, quantization, zoo
 from .errors import BlockcodecError
 
 # name -> bitstream id.  The weights are the zoo's card of the same name.
@@ -96,7 +96,6 @@ def decoder_network(name: str):
     check_name(name)
     if f"{name}-int8" not in zoo.MODELS:
         return network(name)
-    from . import convnet8
     program = convnet8.load(zoo.path(f"{name}-int8"))      # its file verified against the zoo's sha256
     if program.meta.get("source_sha256") != zoo.MODELS[name].sha256:
         raise BlockcodecError(f"the integer program of {name!r} was made from other weights")
@@ -113,15 +112,11 @@ def apply(name: str, planes: list[np.ndarray], quality: int, exact: bool = False
     if check_name(name) == "none":
         return planes
     tables = [quantization.qtable(quality, i > 0) for i in range(len(planes))]
-    net = None if exact else decoder_network(name)
-    from . import convnet8
+    net = network(name) if exact else decoder_network(name)
     if isinstance(net, convnet8.Program):
-        from . import engine
         threads = engine.threads() if threads is None else threads
         return [net.run(p, bytes([convnet8.quality_byte(t)]) + bytes(net.input_channels - 2), threads=threads)
                 for p, t in zip(planes, tables)]
     from .restoration import quality_feature                   # the float networks: torch
     from .restoration.tiling import restore
-
-    net = network(name)
     return [restore(net, p, quality_feature(t), TILE, net.margin) for p, t in zip(planes, tables)]

@@ -82,9 +82,10 @@ def _conv_weights(m):
 
 
 def _quantize(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per output channel: int weights in -64..64 and their steps."""
-    step = np.maximum(np.abs(w).reshape(len(w), -1).max(1), 1e-12) / 64
-    return np.clip(np.round(w / step[:, None, None, None]), -64, 64).astype(np.int64), step
+    """Per output channel: int weights in -MAX_WEIGHT..MAX_WEIGHT and their steps."""
+    from ..convnet8 import MAX_WEIGHT
+    step = np.maximum(np.abs(w).reshape(len(w), -1).max(1), 1e-12) / MAX_WEIGHT
+    return np.clip(np.round(w / step[:, None, None, None]), -MAX_WEIGHT, MAX_WEIGHT).astype(np.int64), step
 
 
 class _Builder:
@@ -166,7 +167,10 @@ def build(net, peaks: dict, source: str, data: str) -> dict[str, np.ndarray]:
     wt, bt = _conv_weights(net.tail)
     bld.precise_conv(A, OUT16, wt, bt, s_t, s_o, 128, *INT16, skip=OUT16)
     bld.requant(OUT16, OUT, 1 / (1 << OUT_FRACTION_BITS), 0, 255)
-    buffers = np.array([(4, 0, 0), (width, 1, 0), (width, 0, 128), (wide, 0, 0), (1, 1, 0), (1, 0, 0)], np.int32)
+    from ..convnet8 import I16, U8
+    # IN, STREAM, A, HID, OUT16, OUT as (channels, type, zero)
+    buffers = np.array([(4, U8, 0), (width, I16, 0), (width, U8, 128), (wide, U8, 0), (1, I16, 0), (1, U8, 0)],
+                       np.int32)
     margin = 2 * cfg.blocks + 2
     meta = {"input": IN, "output": OUT, "margin": margin, "arch": "wdsr", "consts": ["quality byte", 0, 0],
             "source_sha256": source, "data": data, "peaks": peaks}
