@@ -28,9 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__unix__) || defined(__APPLE__)
-#define CN8_PTHREADS 1
-#include <pthread.h>
+#include "parallel.h"
+
+#if CN8_MAX_THREADS > PARALLEL_MAX_JOBS
+#error "CN8_MAX_THREADS exceeds PARALLEL_MAX_JOBS"
 #endif
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -428,30 +429,13 @@ int cn8_run(const Cn8Net *net, const uint8_t *plane, int h, int w, ptrdiff_t str
     const int tiles_x = (w + tile - 1) / tile, n_tiles = tiles_x * ((h + tile - 1) / tile);
     threads = threads < 1 ? 1 : threads > CN8_MAX_THREADS ? CN8_MAX_THREADS : threads;
     threads = threads > n_tiles ? n_tiles : threads;
-#ifndef CN8_PTHREADS
-    threads = 1;
-#endif
     Job jobs[CN8_MAX_THREADS];
     for (int t = 0; t < threads; t++)
         jobs[t] = (Job){net, plane, h, w, stride, consts, out, out_stride, tile, tiles_x, n_tiles, t, threads,
                         simd, 0};
-#ifdef CN8_PTHREADS
-    pthread_t tid[CN8_MAX_THREADS];
-    int started[CN8_MAX_THREADS] = {0};
-    for (int t = 1; t < threads; t++)
-        started[t] = pthread_create(&tid[t], NULL, run_job, &jobs[t]) == 0;
-    for (int t = 1; t < threads; t++)      /* a thread that failed to start runs here */
-        if (!started[t])
-            run_job(&jobs[t]);
-#endif
-    run_job(&jobs[0]);
-    int failed = jobs[0].failed;
-#ifdef CN8_PTHREADS
-    for (int t = 1; t < threads; t++) {
-        if (started[t])
-            pthread_join(tid[t], NULL);
+    parallel_run(run_job, jobs, sizeof jobs[0], threads);
+    int failed = 0;
+    for (int t = 0; t < threads; t++)
         failed |= jobs[t].failed;
-    }
-#endif
     return failed ? -1 : 0;
 }

@@ -28,9 +28,10 @@
 
 #include <string.h>
 
-#if defined(__unix__) || defined(__APPLE__)
-#define INTNET_THREADS 1
-#include <pthread.h>
+#include "parallel.h"
+
+#if INTNET_MAX_THREADS > PARALLEL_MAX_JOBS
+#error "INTNET_MAX_THREADS exceeds PARALLEL_MAX_JOBS"
 #endif
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -269,8 +270,9 @@ size_t intnet_scratch_len(const IntnetStage *stages, int n_stages, int threads)
     return scratch_layout(stages, n_stages, off) * (size_t)(threads < 1 ? 1 : threads);
 }
 
-static void run_job(Job *job)
+static void *run_job(void *arg)
 {
+    Job *job = arg;
     const IntnetStage *s = job->stages;
     const int k = job->n_stages;
     size_t off[INTNET_MAX_STAGES + 3];
@@ -292,15 +294,8 @@ static void run_job(Job *job)
             run_layer(&s[i], m, in, skip, dst, &ws, job->use_avx2);
         }
     }
-}
-
-#ifdef INTNET_THREADS
-static void *run_thread(void *arg)
-{
-    run_job(arg);
     return NULL;
 }
-#endif
 
 void intnet_forward(const IntnetStage *stages, int n_stages, ptrdiff_t n, const int16_t *x, int16_t *out,
                     int16_t *scratch, int threads, int simd)
@@ -312,9 +307,6 @@ void intnet_forward(const IntnetStage *stages, int n_stages, ptrdiff_t n, const 
         threads = INTNET_MAX_THREADS;
     if (threads > n)
         threads = n > 0 ? (int)n : 1;
-#ifndef INTNET_THREADS
-    threads = 1;
-#endif
     int use_avx2 = 0;
 #ifdef INTNET_AVX2
     use_avx2 = simd >= SIMD_AVX2 && __builtin_cpu_supports("avx2");
@@ -327,19 +319,5 @@ void intnet_forward(const IntnetStage *stages, int n_stages, ptrdiff_t n, const 
         jobs[t] = (Job){stages, n_stages, b1 - b0, x + b0 * in_elems, out + b0 * out_elems,
                         scratch + per_thread * (size_t)t, use_avx2};
     }
-#ifdef INTNET_THREADS
-    pthread_t tid[INTNET_MAX_THREADS];
-    int started[INTNET_MAX_THREADS] = {0};
-    for (int t = 1; t < threads; t++)
-        started[t] = pthread_create(&tid[t], NULL, run_thread, &jobs[t]) == 0;
-    for (int t = 1; t < threads; t++)     /* a thread that failed to start runs here */
-        if (!started[t])
-            run_job(&jobs[t]);
-#endif
-    run_job(&jobs[0]);
-#ifdef INTNET_THREADS
-    for (int t = 1; t < threads; t++)
-        if (started[t])
-            pthread_join(tid[t], NULL);
-#endif
+    parallel_run(run_job, jobs, sizeof jobs[0], threads);
 }
