@@ -59,6 +59,7 @@ from importlib import resources
 import constriction
 import numpy as np
 
+from . import _cext
 from .errors import BlockcodecError
 from .scan import wavefronts
 
@@ -172,6 +173,19 @@ def sign_context(k, sign_up: np.ndarray, sign_left: np.ndarray, pc: int) -> np.n
     return ((group * 3 + up + 1) * 3 + left + 1) + pc * N_SIGN_CTX
 
 
+@lru_cache(maxsize=N_PLANE_CLASSES)
+def ac_lookup(pc: int) -> tuple[np.ndarray, np.ndarray]:
+    """ac_base_context and ac_context as lookup tables, for the C core (Pass
+    B's contexts, cext/contexts.h, and the encoder's rate model, cext/rdoq.h):
+    int32 row groups by (k, nbm, rem, nk), flattened, and the second half's
+    refinement by the four neighbours' sum 0..NB4_MAX."""
+    k, nbm, rem, nk = np.meshgrid(np.arange(64), np.arange(NBM_MAX + 1), np.arange(REM_MAX + 1),
+                                  np.arange(3), indexing="ij")
+    groups = ac_base_context(k, nbm, rem, nk, pc).astype(np.int32).reshape(-1)
+    refine = ac_context(np.zeros(NB4_MAX + 1, np.int64), np.arange(NB4_MAX + 1)).astype(np.int32)
+    return groups, refine
+
+
 TABLE_SHAPES = {
     "eob": (N_PLANE_CLASSES * N_EOB_CTX, 65),
     "dc": (N_PLANE_CLASSES * N_DC_CTX, ALPHABET),
@@ -276,25 +290,13 @@ class _Probabilities:
         if p is None:
             p = self.live[table] = self.tables.probs(table).copy()
         # Integer-valued float64 sums stay exact far beyond any image's counts,
-        # so the order of the additions cannot matter; the flat index is numpy's
-        # fast path (5x the 2-D one on AC batches).
-        np.add.at(p.reshape(-1), np.asarray(ctx, np.int64) * p.shape[1] + symbols, ADAPT_INCREMENT)
-        if table == "eob":
-            _cap_rows(p, ctx)
-
-
-def _cap_rows(p: np.ndarray, rows: np.ndarray) -> None:
-    """Lower each row's largest entry to MAX_EOB_PROBABILITY_PER_MILLE of the
-    row where it exceeds that (the first largest, on ties); exact integers.
-    A row listed twice is capped twice to the same value."""
-    sub = p[rows]
-    top = sub.argmax(1)
-    m = sub[np.arange(len(rows)), top]
-    others = sub.sum(1) - m
-    cap = np.floor(others * MAX_EOB_PROBABILITY_PER_MILLE / (1000 - MAX_EOB_PROBABILITY_PER_MILLE))
-    over = m > cap
-    if over.any():
-        p[rows[over], top[over]] = cap[over]
+        # so the order of the additions cannot matter (cext/adapt.h).
+        try:
+            _cext.adapt_rows(p.reshape(-1), p.shape[1], np.ascontiguousarray(ctx, np.int64),
+                             np.ascontiguousarray(symbols, np.int64), ADAPT_INCREMENT,
+                             MAX_EOB_PROBABILITY_PER_MILLE if table == "eob" else 0)
+        except OverflowError:
+            raise BlockcodecError("corrupt stream: more symbols than any image holds") from None
 
 
 class Encoder(_Sink):
@@ -389,6 +391,8 @@ class Collector(_Sink):
 def _escape(sink: _Sink, rem: np.ndarray | None, n: int) -> np.ndarray:
     """Exp-Golomb (order 0) code of n non-negative remainders: the length is
     coded with the 'esc' table, the mantissa with a uniform model."""
+    if n == 0:
+        return np.zeros(0, np.int64)
     enc = rem is not None
     v = rem + 1 if enc else None
     length = _bit_length(v) - 1 if enc else None
@@ -461,6 +465,20 @@ def _eobs(coefs: np.ndarray) -> np.ndarray:
     return eob
 
 
+@lru_cache(maxsize=4)
+def _pass_a_fronts(n_rows: int, n_cols: int) -> tuple[tuple[np.ndarray, ...], ...]:
+    """Per wavefront: the blocks' raster indices, whether each has a left and a
+    top neighbour, their indices (0 where absent) and how many there are;
+    the same for every plane of this shape, so computed once."""
+    out = []
+    for rows, cols in wavefronts(n_rows, n_cols):
+        idx = rows * np.int32(n_cols) + cols
+        has_l, has_t = cols > 0, rows > 0
+        il, it = np.where(has_l, idx - 1, 0), np.where(has_t, idx - n_cols, 0)
+        out.append((idx, has_l, has_t, il, it, has_l.astype(np.int8) + has_t))
+    return tuple(out)
+
+
 def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
                chroma: bool, dc_prediction: bool, quality: int = 50) -> np.ndarray:
     """Code one plane's quantized coefficients (int16 [n_blocks, 64], natural
@@ -482,11 +500,7 @@ def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
     dmag = np.zeros(nb, np.int32)   # |DC - prediction|, context for the neighbours
 
     # Pass A: EOB and DC, wavefront by wavefront.
-    for rows, cols in wavefronts(n_rows, n_cols):
-        idx = rows.astype(np.int64) * n_cols + cols
-        has_l, has_t = cols > 0, rows > 0
-        il, it = np.where(has_l, idx - 1, 0), np.where(has_t, idx - n_cols, 0)
-        n_nb = has_l.astype(np.int64) + has_t
+    for idx, has_l, has_t, il, it, n_nb in _pass_a_fronts(n_rows, n_cols):
         e_sum = np.where(has_l, eob[il], 0).astype(np.int64) + np.where(has_t, eob[it], 0)
         e_avg = (e_sum + (n_nb == 2)) // np.maximum(n_nb, 1)
         ctx = eob_context(e_avg, n_nb > 0, cls)
@@ -526,32 +540,29 @@ def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
     eob_t = np.where(rr > 0, eob[np.maximum(blocks - n_cols, 0)], 0).astype(np.int8)
     eob_l = np.where(cc > 0, eob[np.maximum(blocks - 1, 0)], 0).astype(np.int8)
     second = ((rr + cc) & 1).astype(bool)
-    four = [np.where(rr > 0, blocks - n_cols, nb).astype(np.int32),
-            np.where(rr < n_rows - 1, blocks + n_cols, nb).astype(np.int32),
-            np.where(cc > 0, blocks - 1, nb).astype(np.int32),
-            np.where(cc < n_cols - 1, blocks + 1, nb).astype(np.int32)]
     del blocks, rr, cc
+    groups, refine = ac_lookup(cls)
     esc_b, esc_k, esc_last = [], [], []
+    # The blocks still coding at k, in raster order, narrowed as k grows (the
+    # work per position follows the blocks left, not the plane's size).
+    act = np.nonzero(eob > 1)[0].astype(np.int32)
+    halves = [act[~second[act]], act[second[act]]]
     for k in range(1, 64):
-        act = np.nonzero(eob > k)[0]
+        if k > 1:
+            act = act[eob[act] > k]
+            halves = [h[eob[h] > k] for h in halves]
         if not len(act):
             break
         zk = ZIGZAG[k]
         sink.stage = "ac"
-        for half in (act[~second[act]], act[second[act]]):
+        for half in halves:
             if not len(half):
                 continue
-            last = (eob[half] - 1 == k).astype(np.int64)
-            nbm = capped[half, ZZ_UP[k]].astype(np.int64) + capped[half, ZZ_LEFT[k]]
-            nk = (eob_t[half] > k).astype(np.int64) + (eob_l[half] > k)
-            base = ac_base_context(k, nbm, eob[half].astype(np.int64) - 1 - k, nk, cls)
-            nb4 = None
-            if second[half[0]]:
-                nb4 = capped[four[0][half], k].astype(np.int64) + capped[four[1][half], k]
-                nb4 += capped[four[2][half], k]
-                nb4 += capped[four[3][half], k]
+            ctx, last = np.empty(len(half), np.int64), np.empty(len(half), np.int64)
+            _cext.ac_contexts(groups, refine, N_NB4, k, int(ZZ_UP[k]), int(ZZ_LEFT[k]), half, n_cols,
+                              capped, eob, eob_t, eob_l, bool(second[half[0]]), ctx, last)
             true = np.minimum(np.abs(q[half, zk].astype(np.int64)) - last, ESC) if enc else None
-            sym = sink.categorical("ac", ac_context(base, nb4), true)
+            sym = sink.categorical("ac", ctx, true)
             capped[half, k] = np.minimum(sym + last, ESC)
             e = np.nonzero(sym == ESC)[0]
             if len(e):

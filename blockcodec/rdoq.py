@@ -63,16 +63,13 @@ def _build_model(tables: entropy.Tables, pc: int) -> tuple[np.ndarray, ...]:
     avg = np.minimum(avg, 64)
     eob_row = entropy.eob_context(avg, has, pc)
     dc_row = entropy.dc_context(avg, has, np.zeros_like(avg), pc)
-    k, nbm, rem, nk = np.meshgrid(np.arange(64), np.arange(entropy.NBM_MAX + 1),
-                                  np.arange(entropy.REM_MAX + 1), np.arange(3), indexing="ij")
-    ac_row = entropy.ac_base_context(k, nbm, rem, nk, pc)
-    nb4 = entropy.ac_context(np.zeros(entropy.NB4_MAX + 1, np.int64), np.arange(entropy.NB4_MAX + 1))
+    ac_row, nb4 = entropy.ac_lookup(pc)
     up, left = np.divmod(np.arange(9), 3)   # (k, sign up + 1, sign left + 1), k = 0 unused
     sign_row = np.stack([entropy.sign_context(max(kk, 1), up - 1, left - 1, pc) for kk in range(64)])
     if tables.hash not in _COSTS:    # one set of cost tables serves every plane class
         _COSTS[tables.hash] = tuple(_costs(tables.freqs[name]).reshape(-1) for name in ("eob", "dc", "ac", "sign"))
         _COSTS[tables.hash] += (_costs(tables.freqs["esc"])[0],)
-    arrays = (entropy.ZIGZAG, entropy.ZZ_UP, entropy.ZZ_LEFT, eob_row, dc_row, ac_row.reshape(-1), nb4,
+    arrays = (entropy.ZIGZAG, entropy.ZZ_UP, entropy.ZZ_LEFT, eob_row, dc_row, ac_row, nb4,
               sign_row.reshape(-1))
     return tuple(np.ascontiguousarray(a, dtype=np.int32).reshape(-1) for a in arrays) + _COSTS[tables.hash]
 

@@ -3,6 +3,8 @@
  *
  * This file parses and checks arguments and calls the algorithms, which live
  * in files of their own with no Python in them:
+ *   adapt.c    the entropy coder's adaptive frequency rows;
+ *   contexts.c its AC magnitude contexts (Pass B);
  *   dct.c      integer 8x8 forward DCT + dead-zone quantization, and
  *              dequantization + inverse DCT + reconstruction (normative);
  *   planar.c   the planar predictor;
@@ -22,7 +24,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "adapt.h"
 #include "blocks.h"
+#include "contexts.h"
 #include "convnet8.h"
 #include "dct.h"
 #include "geometry.h"
@@ -55,9 +59,10 @@ static int get_arg(PyObject *obj, Arg *arg, const char *name, char format,
     arg->held = 1;
     const char *f = arg->view.format ? arg->view.format : "B";
     if (f[0] == '<' || f[0] == '=' || f[0] == '@') f++;
-    /* 'l' is int32 on platforms where long is 32 bits; accept either spelling. */
+    /* 'l' is int32 or int64, as long is 32 or 64 bits; accept either spelling. */
     int format_ok = (f[0] == format && f[1] == '\0') ||
-                    (format == 'i' && f[0] == 'l' && f[1] == '\0' && sizeof(long) == 4);
+                    (format == 'i' && f[0] == 'l' && f[1] == '\0' && sizeof(long) == 4) ||
+                    (format == 'q' && f[0] == 'l' && f[1] == '\0' && sizeof(long) == 8);
     if (!format_ok || arg->view.itemsize != itemsize) {
         PyErr_Format(PyExc_TypeError, "%s: wrong element type '%s' (expected '%c', %zd bytes)",
                      name, f, format, itemsize);
@@ -852,6 +857,101 @@ PyDoc_STRVAR(simd_level_doc,
 "The kernel level the integer networks run for `requested` (-1: BLOCKCODEC_SIMD or the\n"
 "best the CPU has): 'none' or 'avx2'.  ValueError for an unknown BLOCKCODEC_SIMD.");
 
+PyDoc_STRVAR(ac_contexts_doc,
+"ac_contexts(ac_row, nb4_bucket, n_refine, k, zz_up, zz_left, blocks, n_cols, capped, eob,\n"
+"            eob_top, eob_left, second_half, ctx, last)\n\n"
+"Pass B's AC contexts at zigzag position k for a batch of blocks (cext/contexts.h).\n"
+"ac_row: int32[64*9*17*3] row groups; nb4_bucket: int32 refinements; blocks: int32[n], each\n"
+"with eob > k; capped: uint8[(n_blocks+1)*65]; eob: int32[n_blocks] (raster order, n_cols\n"
+"to a row); eob_top, eob_left: int8[n_blocks]; second_half: refine by the four neighbours\n"
+"at k; ctx, last: int64[n] outputs.");
+
+static PyObject *py_ac_contexts(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *o_row, *o_nb4, *o_blk, *o_cap, *o_eob, *o_et, *o_el, *o_ctx, *o_last;
+    int n_refine, k, zz_up, zz_left, second;
+    Py_ssize_t n_cols;
+    if (!PyArg_ParseTuple(args, "OOiiiiOnOOOOpOO", &o_row, &o_nb4, &n_refine, &k, &zz_up, &zz_left, &o_blk, &n_cols,
+                          &o_cap, &o_eob, &o_et, &o_el, &second, &o_ctx, &o_last)) return NULL;
+    Arg a[10];
+    memset(a, 0, sizeof a);
+    if (get_arg(o_row, &a[0], "ac_row", 'i', 4, CTX_AC_LUT_LEN, 0)) goto fail;
+    if (get_arg(o_nb4, &a[1], "nb4_bucket", 'i', 4, -1, 0)) goto fail;
+    if (get_arg(o_blk, &a[2], "blocks", 'i', 4, -1, 0)) goto fail;
+    if (get_arg(o_eob, &a[3], "eob", 'i', 4, -1, 0)) goto fail;
+    Py_ssize_t n = elements(&a[2]), nb = elements(&a[3]);
+    if (get_arg(o_cap, &a[4], "capped", 'B', 1, (nb + 1) * CTX_STRIDE, 0)) goto fail;
+    if (get_arg(o_et, &a[5], "eob_top", 'b', 1, nb, 0)) goto fail;
+    if (get_arg(o_el, &a[6], "eob_left", 'b', 1, nb, 0)) goto fail;
+    if (get_arg(o_ctx, &a[8], "ctx", 'q', 8, n, 1)) goto fail;
+    if (get_arg(o_last, &a[9], "last", 'q', 8, n, 1)) goto fail;
+    if (k < 1 || k >= DCTSIZE2 || zz_up < 0 || zz_up > DCTSIZE2 || zz_left < 0 || zz_left > DCTSIZE2
+        || n_refine < 1 || elements(&a[1]) < 1 || n_cols < 1 || nb % n_cols) {
+        PyErr_SetString(PyExc_ValueError, "ac_contexts: bad position or rule");
+        goto fail;
+    }
+    const int32_t *blocks = a[2].view.buf, *eob = a[3].view.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (blocks[i] < 0 || blocks[i] >= nb || eob[blocks[i]] <= k || eob[blocks[i]] > DCTSIZE2) {
+            PyErr_SetString(PyExc_ValueError, "ac_contexts: a block out of range, or not coding at k");
+            goto fail;
+        }
+    }
+    AcContextRule rule = {a[0].view.buf, a[1].view.buf, (int)elements(&a[1]) - 1, n_refine, zz_up, zz_left};
+    ac_contexts(&rule, k, blocks, n, nb, n_cols, a[4].view.buf, eob, a[5].view.buf, a[6].view.buf, second,
+                a[8].view.buf, a[9].view.buf);
+    release(a, 10);
+    Py_RETURN_NONE;
+fail:
+    release(a, 10);
+    return NULL;
+}
+
+PyDoc_STRVAR(adapt_rows_doc,
+"adapt_rows(rows, n_symbols, ctx, symbols, increment, cap_per_mille)\n\n"
+"The entropy coder's adaptation after a batch (cext/adapt.h): adds increment at\n"
+"rows[ctx[i], symbols[i]] for every i, then with cap_per_mille > 0 caps each listed row's\n"
+"largest entry.  rows: float64[n_rows*n_symbols] of exact integers, updated in place;\n"
+"ctx, symbols: int64[n].  Raises ValueError on an index out of range, OverflowError\n"
+"where an entry would pass 2^46.");
+
+static PyObject *py_adapt_rows(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *o_rows, *o_ctx, *o_sym;
+    int n_symbols, cap;
+    double inc;
+    if (!PyArg_ParseTuple(args, "OiOOdi", &o_rows, &n_symbols, &o_ctx, &o_sym, &inc, &cap)) return NULL;
+    Arg a[3];
+    memset(a, 0, sizeof a);
+    if (get_arg(o_rows, &a[0], "rows", 'd', 8, -1, 1)) goto fail;
+    if (get_arg(o_ctx, &a[1], "ctx", 'q', 8, -1, 0)) goto fail;
+    if (get_arg(o_sym, &a[2], "symbols", 'q', 8, elements(&a[1]), 0)) goto fail;
+    if (n_symbols < 1 || n_symbols > 128 || elements(&a[0]) % n_symbols || cap < 0 || cap >= 1000
+        || !(inc >= 0 && inc <= 65536)) {
+        PyErr_SetString(PyExc_ValueError, "adapt_rows: bad table shape, increment or cap");
+        goto fail;
+    }
+    Py_ssize_t n_rows = elements(&a[0]) / n_symbols, n = elements(&a[1]);
+    const int64_t *ctx = a[1].view.buf, *sym = a[2].view.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (ctx[i] < 0 || ctx[i] >= n_rows || sym[i] < 0 || sym[i] >= n_symbols) {
+            PyErr_SetString(PyExc_ValueError, "adapt_rows: context or symbol out of range");
+            goto fail;
+        }
+    }
+    if (adapt_rows(a[0].view.buf, n_rows, n_symbols, ctx, sym, n, inc, cap)) {
+        PyErr_SetString(PyExc_OverflowError, "adapt_rows: a frequency would pass 2^46");
+        goto fail;
+    }
+    release(a, 3);
+    Py_RETURN_NONE;
+fail:
+    release(a, 3);
+    return NULL;
+}
+
 static PyObject *py_simd_level(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -866,6 +966,8 @@ static PyMethodDef methods[] = {
     {"fdct_quantize", py_fdct_quantize, METH_VARARGS, fdct_quantize_doc},
     {"rdo_quantize", py_rdo_quantize, METH_VARARGS, rdo_quantize_doc},
     {"rate_costs", py_rate_costs, METH_VARARGS, rate_costs_doc},
+    {"adapt_rows", py_adapt_rows, METH_VARARGS, adapt_rows_doc},
+    {"ac_contexts", py_ac_contexts, METH_VARARGS, ac_contexts_doc},
     {"reconstruct", py_reconstruct, METH_VARARGS, reconstruct_doc},
     {"dequant_idct", py_dequant_idct, METH_VARARGS, dequant_idct_doc},
     {"gather_blocks", py_gather_blocks, METH_VARARGS, gather_blocks_doc},
