@@ -33,8 +33,9 @@ def _tilted(base: int, tilt_per_mille: int) -> tuple[int, ...]:
 # post-filter), then, for format version 2, the chroma base again with the
 # default codec as users get it (13 instead of 16: -0.87 % with its chroma
 # lambda); see docs/DESIGN.md.
-LUMA_BASE = _tilted(base=20, tilt_per_mille=100)
-CHROMA_BASE = _tilted(base=13, tilt_per_mille=60)
+LUMA_TILT, CHROMA_TILT = 100, 60
+LUMA_BASE = _tilted(base=20, tilt_per_mille=LUMA_TILT)
+CHROMA_BASE = _tilted(base=13, tilt_per_mille=CHROMA_TILT)
 
 
 def quality_scale(quality: int) -> int:

@@ -109,9 +109,9 @@ def measure(job: Job) -> list[dict]:
     for name, fields in job.variants:
         fields = dict(fields)
         # Experiment fields, applied to both sides in this process: a table set
-        # (.npz), the chroma quantizer base, adaptation off or its increment.
+        # (.npz), the quantizer base tables, adaptation off or its increment.
         tables_path = fields.pop("tables", None)
-        _set_quantizer(fields.pop("chroma_base", None), fields.pop("chroma_tilt", None))
+        _set_quantizer(*(fields.pop(f, None) for f in ("chroma_base", "chroma_tilt", "luma_tilt")))
         adaptive = getattr(entropy, "ADAPTIVE_TABLES", ())
         increment = getattr(entropy, "ADAPT_INCREMENT", None)
         if not fields.pop("adapt", True):
@@ -135,23 +135,25 @@ def measure(job: Job) -> list[dict]:
     return rows
 
 
-_SHIPPED_CHROMA_BASE = []
+_SHIPPED_BASES: dict[str, tuple[int, ...]] = {}
 
 
-def _set_quantizer(chroma_base, chroma_tilt) -> None:
-    """Experiments with the (normative) chroma quantizer base table: both the
-    encoder and the decoder of this process use it, as tune_quantizer does;
-    without either field, the shipped table."""
+def _set_quantizer(chroma_base=None, chroma_tilt=None, luma_tilt=None) -> None:
+    """Experiments with the (normative) quantizer base tables: both the
+    encoder and the decoder of this process use them, as tune_quantizer does;
+    a field left None keeps the shipped value."""
     from blockcodec import quantization as Q
 
-    if not _SHIPPED_CHROMA_BASE:
-        _SHIPPED_CHROMA_BASE.append(Q.CHROMA_BASE)
-    base = _SHIPPED_CHROMA_BASE[0]
+    if not _SHIPPED_BASES:
+        _SHIPPED_BASES.update(luma=Q.LUMA_BASE, chroma=Q.CHROMA_BASE)
+    chroma, luma = _SHIPPED_BASES["chroma"], _SHIPPED_BASES["luma"]
     if chroma_base is not None or chroma_tilt is not None:
-        shipped = _SHIPPED_CHROMA_BASE[0][0]    # the base step at (0, 0)
-        base = Q._tilted(shipped if chroma_base is None else chroma_base, 60 if chroma_tilt is None else chroma_tilt)
-    if base != Q.CHROMA_BASE:
-        Q.CHROMA_BASE = base
+        chroma = Q._tilted(chroma[0] if chroma_base is None else chroma_base,
+                           Q.CHROMA_TILT if chroma_tilt is None else chroma_tilt)
+    if luma_tilt is not None:
+        luma = Q._tilted(luma[0], luma_tilt)
+    if (luma, chroma) != (Q.LUMA_BASE, Q.CHROMA_BASE):
+        Q.LUMA_BASE, Q.CHROMA_BASE = luma, chroma
         Q._table.cache_clear()
 
 

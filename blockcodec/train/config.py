@@ -24,6 +24,8 @@ class TrainConfig:
     val_blocks: int = 4096
     seed: int = 0
     chroma_guides: bool = True    # False: ablation, chroma blind to decoded luma/Cb
+    context_predictor: str = "blockcnn"   # codes the training images whose reconstructions are the contexts
+    coding_jobs: int = 2          # processes coding the training images
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -45,4 +47,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--no-chroma-guides", action="store_true",
                     help="ablation: train the chroma network without cross-component input "
                          "(its luma and Cb guide channels held at zero)")
+    ap.add_argument("--context-predictor", default=d.context_predictor,
+                    help="predictor of the codec that codes the training images, whose reconstructions "
+                         "are the training contexts: the shipped blockcnn (the contexts the network sees "
+                         "in use) or planar (the first release's data) (default: %(default)s)")
+    ap.add_argument("--coding-jobs", type=int, default=d.coding_jobs,
+                    help="processes coding the training images (default: %(default)s)")
     ap.add_argument("--no-progress", action="store_true")

@@ -3,9 +3,11 @@
     blockcodec train predictor --minutes 100 --output blockcodec/data/blockcnn.npz
 
 Contexts are the codec's own reconstructions: every training image is coded
-by the codec (classical planar predictor, random quality in 5..95), and the
-network learns to predict the *original* block from the *decoded* neighbours,
-so that it works on what the decoder actually has (BlockCNN paper, §3.3).
+by the codec (its default encoder, with the predictor ``--context-predictor``:
+the shipped BlockCNN by default, so that the contexts are the ones the
+network will see in use; random quality in 5..95), and the network learns to
+predict the *original* block from the *decoded* neighbours, so that it works
+on what the decoder actually has (BlockCNN paper, §3.3).
 Blocks are drawn at random positions of randomly flipped planes.
 
 The loss is a rate proxy: |c| / q summed over the DCT coefficients c of the
@@ -59,17 +61,39 @@ class Coded:
     cb_guide: np.ndarray         # padded recon Cb
 
 
-def code_images(paths, qualities_per_image, quality_range, seed, progress=True) -> list[Coded]:
-    rng = np.random.default_rng(seed)
+def _code_one(job) -> list[Coded]:
+    path, qualities, predictor = job
+    img = np.asarray(Image.open(path).convert("RGB"))
     out = []
-    for p in progress_bar(paths, "coding training images", progress):
-        img = np.asarray(Image.open(p).convert("RGB"))
-        for q in rng.integers(quality_range[0], quality_range[1] + 1, qualities_per_image):
-            codec = Codec(CodecConfig(quality=int(q), predictor="planar"))
-            geom, traces, _, _ = codec.analyse(img, keep_trace=False)
-            src = Codec._split(img, Geometry(img.shape[1], img.shape[0], geom.mode))
-            rec = [t.recon for t in traces]
-            out.append(Coded(int(q), src, rec, pad_guide(downsample_420(rec[0])), pad_guide(rec[1])))
+    for q in qualities:
+        codec = Codec(CodecConfig(quality=int(q), predictor=predictor))
+        geom, traces, _, _ = codec.analyse(img, keep_trace=False)
+        src = Codec._split(img, Geometry(img.shape[1], img.shape[0], geom.mode))
+        rec = [t.recon for t in traces]
+        out.append(Coded(int(q), src, rec, pad_guide(downsample_420(rec[0])), pad_guide(rec[1])))
+    return out
+
+
+def code_images(paths, qualities_per_image, quality_range, seed, progress=True,
+                predictor: str = "planar", jobs: int = 1) -> list[Coded]:
+    """Each image coded by the codec (default encoder settings, ``predictor``)
+    at ``qualities_per_image`` random qualities, on ``jobs`` processes; the
+    qualities are drawn up front, so the result does not depend on ``jobs``."""
+    rng = np.random.default_rng(seed)
+    work = [(p, [int(q) for q in rng.integers(quality_range[0], quality_range[1] + 1, qualities_per_image)],
+             predictor) for p in paths]
+    if jobs <= 1:
+        results = map(_code_one, work)
+    else:
+        import multiprocessing as mp
+        pool = mp.get_context("spawn").Pool(jobs)
+        results = pool.imap(_code_one, work, chunksize=2)
+    out = []
+    for coded in progress_bar(results, "coding training images", progress, total=len(work)):
+        out.extend(coded)
+    if jobs > 1:
+        pool.close()
+        pool.join()
     return out
 
 
@@ -175,9 +199,11 @@ class Trainer:
             train, val = train[:images], val[:max(1, images // 4)]
         # Each rank codes its own share of the training images.
         t0 = time.time()
+        coding = dict(predictor=cfg.context_predictor, jobs=cfg.coding_jobs)
         self.train = code_images(train[self.rank::self.world], cfg.qualities_per_image,
-                                 cfg.quality_range, cfg.seed + 1000 * self.rank, progress and self.rank == 0)
-        self.val = code_images(val, 1, cfg.quality_range, cfg.seed + 7, False)
+                                 cfg.quality_range, cfg.seed + 1000 * self.rank, progress and self.rank == 0,
+                                 **coding)
+        self.val = code_images(val, 1, cfg.quality_range, cfg.seed + 7, False, **coding)
         self.log(dict(event="data", train_planes=len(self.train), val_planes=len(self.val),
                       seconds=round(time.time() - t0, 1)))
         vrng = np.random.default_rng(12345)
@@ -367,7 +393,8 @@ def run(args) -> Path:
     cfg = TrainConfig(width=args.width, depth=args.depth, chroma_width=args.chroma_width,
                       chroma_depth=args.chroma_depth, batch=args.batch, steps=args.steps,
                       minutes=args.minutes, seed=args.seed,
-                      chroma_guides=not args.no_chroma_guides)
+                      chroma_guides=not args.no_chroma_guides, context_predictor=args.context_predictor,
+                      coding_jobs=args.coding_jobs)
     trainer = Trainer(cfg, Path(args.workdir), args.data, args.images, not args.no_progress)
     trainer.run(resume=args.resume)
     trainer.export(args.output)
