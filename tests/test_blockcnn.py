@@ -337,9 +337,10 @@ def test_stream_records_model_and_hash(cnn):
 
 # --------------------------------------------------------------- weights and zoo
 
-def test_shipped_weights_match_the_zoo():
-    card = zoo.MODELS["blockcnn"]
-    path = zoo.path("blockcnn")
+@pytest.mark.parametrize("name", ["blockcnn", "blockcnn-cl"])
+def test_shipped_weights_match_the_zoo(name):
+    card = zoo.MODELS[name]
+    path = zoo.path(name)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == card.sha256
     assert path.stat().st_size < 4 * 2 ** 20
     with np.load(path, allow_pickle=False) as z:       # plain arrays, no pickles

@@ -181,8 +181,8 @@ def test_info_prints_the_header(tmp_path, rgb_png, gray_png, capsys):
     assert fields["dimensions"] == f"{W}x{H}"
     assert fields["colour mode"] == "ycbcr420"
     assert fields["quality"] == "42"
-    assert fields["predictor"] == "blockcnn (id 3)"   # the default
-    expected_hash = blockcodec.predictors.get("blockcnn").weights_hash().hex()
+    assert fields["predictor"] == "blockcnn-cl (id 4)"   # the default
+    expected_hash = blockcodec.predictors.get("blockcnn-cl").weights_hash().hex()
     assert fields["predictor hash"].startswith(expected_hash) and "matches" in fields["predictor hash"]
     assert fields["post-filter"].startswith(f"{postfilter.DEFAULT} (id {postfilter.id_of(postfilter.DEFAULT)})")
     assert "matches this build" in fields["post-filter"]

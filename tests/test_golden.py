@@ -6,6 +6,8 @@ regenerated vector.  The ``_wdsr`` vectors pin the default post-filter's
 output too: it is exact (docs/FORMAT.md section 6.2).
 
 Regenerate only together with a version bump:  python tests/test_golden.py --regenerate
+A new vector (a new predictor id) is added with --add, which writes only the
+vectors that have no file yet.
 """
 from __future__ import annotations
 
@@ -31,6 +33,9 @@ VECTORS = {
     # The default codec as users get it: BlockCNN and the integer WDSR post-filter.
     "golden_rgb420_q20_blockcnn_wdsr": ("rgb", 20, "blockcnn", "420", "wdsr"),
     "golden_gray_q60_blockcnn_wdsr": ("gray", 60, "blockcnn", "420", "wdsr"),
+    # The default since 0.2 (id 4, same network trained closed loop).
+    "golden_rgb420_q40_blockcnn-cl": ("rgb", 40, "blockcnn-cl", "420", "none"),
+    "golden_rgb420_q20_blockcnn-cl_wdsr": ("rgb", 20, "blockcnn-cl", "420", "wdsr"),
 }
 
 
@@ -75,10 +80,12 @@ def test_encoder_reproduces_golden_bytes(name):
     assert data == (DATA / f"{name}.bkc").read_bytes()
 
 
-def regenerate() -> None:
+def regenerate(only_new: bool = False) -> None:
     DATA.mkdir(exist_ok=True)
-    meta = {}
+    meta = json.loads((DATA / "golden.json").read_text()) if only_new else {}
     for name, (kind, quality, predictor, sub, pf) in VECTORS.items():
+        if only_new and (DATA / f"{name}.bkc").exists():
+            continue
         data = blockcodec.encode(golden_image(kind), quality, predictor=predictor, subsampling=sub,
                                  postfilter=pf)
         (DATA / f"{name}.bkc").write_bytes(data)
@@ -88,5 +95,5 @@ def regenerate() -> None:
     print(json.dumps(meta, indent=2))
 
 
-if __name__ == "__main__" and "--regenerate" in sys.argv:
-    regenerate()
+if __name__ == "__main__" and ("--regenerate" in sys.argv or "--add" in sys.argv):
+    regenerate(only_new="--add" in sys.argv)

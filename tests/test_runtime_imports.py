@@ -57,10 +57,10 @@ def test_api_encode_decode_and_pillow_do_not_import_torch(tmp_path):
     out = _run(_image_code() + """
     import numpy as np
     import blockcodec
-    assert blockcodec.predictors.DEFAULT == "blockcnn"
+    assert blockcodec.predictors.DEFAULT == "blockcnn-cl"
     data = blockcodec.encode(img, quality=50)              # the default predictor
     header, _ = blockcodec.bitstream.unpack(data)
-    assert header.predictor_id == blockcodec.predictors.id_of("blockcnn")
+    assert header.predictor_id == blockcodec.predictors.id_of("blockcnn-cl")
     raw = blockcodec.decode(data, postfilter="none")
     res = blockcodec.Codec(quality=50).encode(img)
     np.testing.assert_array_equal(raw, res.image)         # the in-loop reconstruction
@@ -102,7 +102,7 @@ def test_cli_encode_decode_and_info_do_not_import_torch(tmp_path):
     with contextlib.redirect_stdout(buf):
         assert main(["info", "a.bkc"]) == 0
     info = buf.getvalue()
-    assert "blockcnn (id 3)" in info and "matches this build" in info, info
+    assert "blockcnn-cl (id 4)" in info and "matches this build" in info, info
     assert_no_torch("blockcodec encode / decode / info")
     print("ok")
     """, tmp_path)

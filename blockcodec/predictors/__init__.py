@@ -11,10 +11,12 @@ from .base import CONTEXT, FILL, PlaneInfo, Predictor
 from .classical import DCPredictor, NonePredictor, PlanarPredictor
 
 
-def _blockcnn() -> Predictor:
-    from .. import zoo
-    from .blockcnn import BlockCNNPredictor   # imports torch: only when asked for
-    return BlockCNNPredictor(zoo.path("blockcnn"), "blockcnn")
+def _shipped_blockcnn(name: str) -> Callable[[], Predictor]:
+    def load() -> Predictor:
+        from .. import zoo
+        from .blockcnn import BlockCNNPredictor   # loads its weights: only when asked for
+        return BlockCNNPredictor(zoo.path(name), name)
+    return load
 
 
 # name -> (bitstream id, factory)
@@ -22,9 +24,10 @@ REGISTRY: dict[str, tuple[int, Callable[[], Predictor]]] = {
     "none": (0, NonePredictor),
     "dc": (1, DCPredictor),
     "planar": (2, PlanarPredictor),
-    "blockcnn": (3, _blockcnn),   # weights: blockcodec/zoo.py
+    "blockcnn": (3, _shipped_blockcnn("blockcnn")),      # weights: blockcodec/zoo.py
+    "blockcnn-cl": (4, _shipped_blockcnn("blockcnn-cl")),   # trained on its own codec's reconstructions
 }
-DEFAULT = "blockcnn"
+DEFAULT = "blockcnn-cl"
 
 _instances: dict[str, Predictor] = {}
 
