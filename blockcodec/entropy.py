@@ -174,6 +174,19 @@ def sign_context(k, sign_up: np.ndarray, sign_left: np.ndarray, pc: int) -> np.n
 
 
 @lru_cache(maxsize=N_PLANE_CLASSES)
+def pass_a_lookup(pc: int) -> tuple[np.ndarray, np.ndarray]:
+    """eob_context and dc_context as lookup tables, for the C core (Pass A's
+    rows, cext/contexts.h): int32 EOB rows by the neighbours' mean EOB 0..64,
+    then "no neighbour"; int32 DC rows by (mean |d| 0..64, then "no
+    neighbour") * 2 + (EOB == 1)."""
+    mean = np.arange(66)
+    eob_row = eob_context(np.minimum(mean, 64), mean <= 64, pc).astype(np.int32)
+    mean, eob_is_one = np.repeat(mean, 2), np.tile([0, 1], 66)
+    dc_row = dc_context(np.minimum(mean, 64), mean <= 64, eob_is_one, pc).astype(np.int32)
+    return eob_row, dc_row
+
+
+@lru_cache(maxsize=N_PLANE_CLASSES)
 def ac_lookup(pc: int) -> tuple[np.ndarray, np.ndarray]:
     """ac_base_context and ac_context as lookup tables, for the C core (Pass
     B's contexts, cext/contexts.h, and the encoder's rate model, cext/rdoq.h):
@@ -445,12 +458,6 @@ def _signed_values(sink: _Sink, table: str, ctx: np.ndarray, values: np.ndarray 
     return out, mag
 
 
-def _med(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """LOCO-I median edge detector: left a, top b, top-left c."""
-    mx, mn = np.maximum(a, b), np.minimum(a, b)
-    return np.where(c >= mx, mn, np.where(c <= mn, mx, a + b - c))
-
-
 # Blocks per chunk where a pass runs over whole planes (the encoder's EOB
 # search, the decoder's final assembly): their temporaries stay near a MB.
 CHUNK_BLOCKS = 1 << 14
@@ -466,17 +473,10 @@ def _eobs(coefs: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def _pass_a_fronts(n_rows: int, n_cols: int) -> tuple[tuple[np.ndarray, ...], ...]:
-    """Per wavefront: the blocks' raster indices, whether each has a left and a
-    top neighbour, their indices (0 where absent) and how many there are;
-    the same for every plane of this shape, so computed once."""
-    out = []
-    for rows, cols in wavefronts(n_rows, n_cols):
-        idx = rows * np.int32(n_cols) + cols
-        has_l, has_t = cols > 0, rows > 0
-        il, it = np.where(has_l, idx - 1, 0), np.where(has_t, idx - n_cols, 0)
-        out.append((idx, has_l, has_t, il, it, has_l.astype(np.int8) + has_t))
-    return tuple(out)
+def _pass_a_fronts(n_rows: int, n_cols: int) -> tuple[np.ndarray, ...]:
+    """Each wavefront's blocks (int32 raster indices): the same for every
+    plane of this shape, so computed once."""
+    return tuple(rows * np.int32(n_cols) + cols for rows, cols in wavefronts(n_rows, n_cols))
 
 
 def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
@@ -499,29 +499,21 @@ def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
     eob = _eobs(coefs) if enc else np.zeros(nb, np.int32)
     dmag = np.zeros(nb, np.int32)   # |DC - prediction|, context for the neighbours
 
-    # Pass A: EOB and DC, wavefront by wavefront.
-    for idx, has_l, has_t, il, it, n_nb in _pass_a_fronts(n_rows, n_cols):
-        e_sum = np.where(has_l, eob[il], 0).astype(np.int64) + np.where(has_t, eob[it], 0)
-        e_avg = (e_sum + (n_nb == 2)) // np.maximum(n_nb, 1)
-        ctx = eob_context(e_avg, n_nb > 0, cls)
+    # Pass A: EOB and DC, wavefront by wavefront (rows from cext/contexts.c).
+    eob_row, dc_row = pass_a_lookup(cls)
+    ctx_buf, pred_buf = np.empty(min(n_rows, n_cols), np.int64), np.empty(min(n_rows, n_cols), np.int64)
+    sel_buf = np.empty(min(n_rows, n_cols), np.int32)
+    for idx in _pass_a_fronts(n_rows, n_cols):
+        n = len(idx)
+        ctx = ctx_buf[:n]
+        _cext.eob_contexts(eob_row, idx, n_cols, eob, ctx)
         sink.stage = "eob"
         eob[idx] = sink.categorical("eob", ctx, eob[idx] if enc else None)
-
-        sel = eob[idx] > 0
-        b = idx[sel]
-        if not len(b):
+        m = _cext.dc_contexts(dc_row, dc_prediction, idx, n_cols, eob, q.reshape(-1), dmag,
+                              sel_buf[:n], pred_buf[:n], ctx)
+        if not m:
             continue
-        hl, ht = has_l[sel], has_t[sel]
-        bl, bt = il[sel], it[sel]
-        if dc_prediction:
-            dl, dt = q[bl, 0].astype(np.int64), q[bt, 0].astype(np.int64)
-            dtl = q[np.where(hl & ht, b - n_cols - 1, 0), 0].astype(np.int64)
-            pred = np.where(hl & ht, _med(dl, dt, dtl), np.where(hl, dl, np.where(ht, dt, 0)))
-        else:
-            pred = np.zeros(len(b), np.int64)
-        n_dnb = hl.astype(np.int64) + ht
-        d_avg = (np.where(hl, dmag[bl], 0).astype(np.int64) + np.where(ht, dmag[bt], 0)) // np.maximum(n_dnb, 1)
-        ctx = dc_context(d_avg, n_dnb > 0, eob[b] == 1, cls)
+        b, pred, ctx = sel_buf[:m], pred_buf[:m], ctx_buf[:m]
         d, mag = _signed_values(sink, "dc", ctx, (q[b, 0] - pred) if enc else None, MAX_DC_DIFFERENCE)
         if not enc:
             q[b, 0] = np.clip(pred + d, -MAX_MAGNITUDE, MAX_MAGNITUDE)

@@ -56,8 +56,8 @@ MODELS: dict[str, ModelCard] = {
             kind="predictor",
             file="blockcnn-cl.npz",
             sha256="86c196b7599b7d3a1b05990a9622fc67433d57b37899f217462e4309a1af4b67",
-            command="python -m blockcodec.train.predictor --steps 40000 --workdir runs/predictor-cl "
-                    "--output runs/predictor-cl/blockcnn.npz",
+            command="python -m blockcodec.train.predictor --steps 40000 --context-predictor blockcnn "
+                    "--workdir runs/predictor-cl --output runs/predictor-cl/blockcnn.npz",
             data="../shared/data/train (671 images, 92.7 MP; every 10th image held out for "
                  "validation), each coded by the default blockcodec (BlockCNN predictor 'blockcnn', "
                  "effort 2) at 3 random qualities in 5..95: closed loop, the contexts it sees in use",

@@ -857,6 +857,99 @@ PyDoc_STRVAR(simd_level_doc,
 "The kernel level the integer networks run for `requested` (-1: BLOCKCODEC_SIMD or the\n"
 "best the CPU has): 'none' or 'avx2'.  ValueError for an unknown BLOCKCODEC_SIMD.");
 
+PyDoc_STRVAR(eob_contexts_doc,
+"eob_contexts(eob_row, blocks, n_cols, eob, ctx)\n\n"
+"Pass A's EOB rows for one wavefront (cext/contexts.h).  eob_row: int32[66], the rows by\n"
+"the neighbours' mean EOB 0..64, then 'no neighbour'; blocks: int32[n] raster indices;\n"
+"eob: int32[n_blocks] (n_cols to a row); ctx: int64[n] output.");
+
+/* Shared by the Pass A bindings: every block in range, and every EOB and
+ * |DC - prediction| the rows read (the block's and its left and top
+ * neighbours') within its table, so a corrupt stream cannot index past one. */
+static int check_front(const int32_t *blocks, Py_ssize_t n, Py_ssize_t nb, Py_ssize_t n_cols,
+                       const int32_t *eob, const int32_t *dmag, const char *who)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t b = blocks[i];
+        if (b < 0 || b >= nb) goto bad;
+        Py_ssize_t nbr[3] = {b, b % n_cols > 0 ? b - 1 : b, b >= n_cols ? b - n_cols : b};
+        for (int j = 0; j < 3; j++) {
+            if (eob[nbr[j]] < 0 || eob[nbr[j]] > DCTSIZE2 || (dmag && dmag[nbr[j]] < 0)) goto bad;
+        }
+    }
+    return 0;
+bad:
+    PyErr_Format(PyExc_ValueError, "%s: a block out of range, or an EOB or DC magnitude outside its table", who);
+    return -1;
+}
+
+static PyObject *py_eob_contexts(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *o_row, *o_blk, *o_eob, *o_ctx;
+    Py_ssize_t n_cols;
+    if (!PyArg_ParseTuple(args, "OOnOO", &o_row, &o_blk, &n_cols, &o_eob, &o_ctx)) return NULL;
+    Arg a[4];
+    memset(a, 0, sizeof a);
+    if (get_arg(o_row, &a[0], "eob_row", 'i', 4, CTX_EOB_LUT_LEN, 0)) goto fail;
+    if (get_arg(o_blk, &a[1], "blocks", 'i', 4, -1, 0)) goto fail;
+    if (get_arg(o_eob, &a[2], "eob", 'i', 4, -1, 0)) goto fail;
+    Py_ssize_t n = elements(&a[1]), nb = elements(&a[2]);
+    if (get_arg(o_ctx, &a[3], "ctx", 'q', 8, n, 1)) goto fail;
+    if (n_cols < 1 || nb % n_cols) {
+        PyErr_SetString(PyExc_ValueError, "eob_contexts: the plane is not whole rows of n_cols blocks");
+        goto fail;
+    }
+    if (check_front(a[1].view.buf, n, nb, n_cols, a[2].view.buf, NULL, "eob_contexts")) goto fail;
+    eob_contexts(a[0].view.buf, a[1].view.buf, n, n_cols, a[2].view.buf, a[3].view.buf);
+    release(a, 4);
+    Py_RETURN_NONE;
+fail:
+    release(a, 4);
+    return NULL;
+}
+
+PyDoc_STRVAR(dc_contexts_doc,
+"dc_contexts(dc_row, dc_prediction, blocks, n_cols, eob, coefs, dmag, sel, pred, ctx) -> m\n\n"
+"Pass A's DC prediction and rows for the blocks of one wavefront with eob > 0\n"
+"(cext/contexts.h).  dc_row: int32[132]; blocks: int32[n]; eob, dmag: int32[n_blocks];\n"
+"coefs: int16[n_blocks*64], natural order (DC first); sel: int32[n], pred, ctx: int64[n]\n"
+"outputs, of which the first m are written.");
+
+static PyObject *py_dc_contexts(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *o_row, *o_blk, *o_eob, *o_q, *o_dm, *o_sel, *o_pred, *o_ctx;
+    int dc_prediction;
+    Py_ssize_t n_cols;
+    if (!PyArg_ParseTuple(args, "OpOnOOOOOO", &o_row, &dc_prediction, &o_blk, &n_cols, &o_eob, &o_q, &o_dm,
+                          &o_sel, &o_pred, &o_ctx)) return NULL;
+    Arg a[8];
+    memset(a, 0, sizeof a);
+    if (get_arg(o_row, &a[0], "dc_row", 'i', 4, CTX_DC_LUT_LEN, 0)) goto fail;
+    if (get_arg(o_blk, &a[1], "blocks", 'i', 4, -1, 0)) goto fail;
+    if (get_arg(o_eob, &a[2], "eob", 'i', 4, -1, 0)) goto fail;
+    Py_ssize_t n = elements(&a[1]), nb = elements(&a[2]);
+    if (get_arg(o_q, &a[3], "coefs", 'h', 2, nb * DCTSIZE2, 0)) goto fail;
+    if (get_arg(o_dm, &a[4], "dmag", 'i', 4, nb, 0)) goto fail;
+    if (get_arg(o_sel, &a[5], "sel", 'i', 4, n, 1)) goto fail;
+    if (get_arg(o_pred, &a[6], "pred", 'q', 8, n, 1)) goto fail;
+    if (get_arg(o_ctx, &a[7], "ctx", 'q', 8, n, 1)) goto fail;
+    if (n_cols < 1 || nb % n_cols) {
+        PyErr_SetString(PyExc_ValueError, "dc_contexts: the plane is not whole rows of n_cols blocks");
+        goto fail;
+    }
+    if (check_front(a[1].view.buf, n, nb, n_cols, a[2].view.buf, a[4].view.buf, "dc_contexts")) goto fail;
+    Py_ssize_t m = dc_contexts(a[0].view.buf, dc_prediction, a[1].view.buf, n, n_cols, a[2].view.buf,
+                               a[3].view.buf, DCTSIZE2, a[4].view.buf, a[5].view.buf, a[6].view.buf,
+                               a[7].view.buf);
+    release(a, 8);
+    return PyLong_FromSsize_t(m);
+fail:
+    release(a, 8);
+    return NULL;
+}
+
 PyDoc_STRVAR(ac_contexts_doc,
 "ac_contexts(ac_row, nb4_bucket, n_refine, k, zz_up, zz_left, blocks, n_cols, capped, eob,\n"
 "            eob_top, eob_left, second_half, ctx, last)\n\n"
@@ -967,6 +1060,8 @@ static PyMethodDef methods[] = {
     {"rdo_quantize", py_rdo_quantize, METH_VARARGS, rdo_quantize_doc},
     {"rate_costs", py_rate_costs, METH_VARARGS, rate_costs_doc},
     {"adapt_rows", py_adapt_rows, METH_VARARGS, adapt_rows_doc},
+    {"eob_contexts", py_eob_contexts, METH_VARARGS, eob_contexts_doc},
+    {"dc_contexts", py_dc_contexts, METH_VARARGS, dc_contexts_doc},
     {"ac_contexts", py_ac_contexts, METH_VARARGS, ac_contexts_doc},
     {"reconstruct", py_reconstruct, METH_VARARGS, reconstruct_doc},
     {"dequant_idct", py_dequant_idct, METH_VARARGS, dequant_idct_doc},

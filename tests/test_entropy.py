@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blockcodec import BlockcodecError, entropy
+from blockcodec import BlockcodecError, _cext, entropy
 
 TABLES = entropy.default_tables()
 
@@ -327,3 +327,60 @@ def test_adaptation_is_the_same_on_both_sides_and_pays_on_a_skewed_plane():
     finally:
         entropy.ADAPTIVE_TABLES = original
     assert len(payload) < len(static.finish())
+
+
+def _reference_pass_a_rows(idx, n_cols, eob, dc, dmag, pc, dc_prediction):
+    """Pass A's rows written out from entropy's own rules, block by block."""
+    eob_rows, sel, pred, dc_rows = [], [], [], []
+    for b in idx:
+        has_l, has_t = bool(b % n_cols > 0), bool(b >= n_cols)
+        e = [eob[b - 1]] * has_l + [eob[b - n_cols]] * has_t
+        mean = (sum(e) + (len(e) == 2)) // max(len(e), 1)
+        eob_rows.append(int(entropy.eob_context(np.array([mean]), np.array([len(e) > 0]), pc)[0]))
+        if eob[b] == 0:
+            continue
+        l, t = (int(dc[b - 1]) if has_l else 0), (int(dc[b - n_cols]) if has_t else 0)
+        if not dc_prediction:
+            p = 0
+        elif has_l and has_t:
+            tl = int(dc[b - n_cols - 1])
+            p = min(l, t) if tl >= max(l, t) else (max(l, t) if tl <= min(l, t) else l + t - tl)
+        else:
+            p = l + t
+        d = [dmag[b - 1]] * has_l + [dmag[b - n_cols]] * has_t
+        mean = sum(d) // max(len(d), 1)
+        sel.append(b)
+        pred.append(p)
+        dc_rows.append(int(entropy.dc_context(np.array([mean]), np.array([len(d) > 0]),
+                                              np.array([eob[b] == 1]), pc)[0]))
+    return eob_rows, sel, pred, dc_rows
+
+
+@pytest.mark.parametrize("dc_prediction", [True, False])
+def test_pass_a_rows_in_c_follow_the_rules(dc_prediction):
+    rng = np.random.default_rng(5)
+    n_rows, n_cols = 7, 11
+    nb = n_rows * n_cols
+    eob = rng.choice([0, 1, 2, 30, 64], nb).astype(np.int32)
+    coefs = np.zeros((nb, 64), np.int16)
+    coefs[:, 0] = rng.integers(-2000, 2000, nb)
+    dmag = rng.choice([0, 3, 63, 64, 65, 70000], nb).astype(np.int32)
+    for pc in range(entropy.N_PLANE_CLASSES):
+        eob_row, dc_row = entropy.pass_a_lookup(pc)
+        for idx in entropy._pass_a_fronts(n_rows, n_cols):
+            n = len(idx)
+            ctx, sel = np.empty(n, np.int64), np.empty(n, np.int32)
+            pred, dctx = np.empty(n, np.int64), np.empty(n, np.int64)
+            _cext.eob_contexts(eob_row, idx, n_cols, eob, ctx)
+            m = _cext.dc_contexts(dc_row, dc_prediction, idx, n_cols, eob, coefs.reshape(-1), dmag, sel, pred, dctx)
+            want = _reference_pass_a_rows(idx, n_cols, eob, coefs[:, 0], dmag, pc, dc_prediction)
+            assert (ctx.tolist(), sel[:m].tolist(), pred[:m].tolist(), dctx[:m].tolist()) == want
+
+
+def test_pass_a_rows_refuse_what_would_index_past_a_table():
+    eob_row, _ = entropy.pass_a_lookup(0)
+    eob = np.array([0, 65, 0, 0], np.int32)     # 65: no EOB symbol decodes to that
+    with pytest.raises(ValueError, match="outside its table"):
+        _cext.eob_contexts(eob_row, np.array([3], np.int32), 2, eob, np.empty(1, np.int64))
+    with pytest.raises(ValueError, match="out of range"):
+        _cext.eob_contexts(eob_row, np.array([4], np.int32), 2, np.zeros(4, np.int32), np.empty(1, np.int64))

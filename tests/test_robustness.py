@@ -32,7 +32,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import blockcodec
-from blockcodec import BlockcodecError, bitstream, postfilter
+from blockcodec import BlockcodecError, bitstream, postfilter, predictors
 from blockcodec.codec import Geometry
 from conftest import noise_image, textured_image
 
@@ -275,7 +275,7 @@ def test_wrong_tables_hash():
     assert "01020304" in str(exc.value)
 
 
-@pytest.mark.parametrize("pid", [4, 17, 255])
+@pytest.mark.parametrize("pid", [len(predictors.REGISTRY), 17, 255])
 def test_unknown_predictor_id(pid):
     data = blockcodec.encode(textured_image(9, 13, 1, seed=1))
     with pytest.raises(BlockcodecError, match=f"predictor id {pid}"):

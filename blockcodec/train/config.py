@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from .. import predictors
+
 
 @dataclass
 class TrainConfig:
@@ -24,7 +26,7 @@ class TrainConfig:
     val_blocks: int = 4096
     seed: int = 0
     chroma_guides: bool = True    # False: ablation, chroma blind to decoded luma/Cb
-    context_predictor: str = "blockcnn"   # codes the training images whose reconstructions are the contexts
+    context_predictor: str = predictors.DEFAULT   # codes the training images whose reconstructions are the contexts
     coding_jobs: int = 2          # processes coding the training images
 
 
@@ -49,7 +51,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                          "(its luma and Cb guide channels held at zero)")
     ap.add_argument("--context-predictor", default=d.context_predictor,
                     help="predictor of the codec that codes the training images, whose reconstructions "
-                         "are the training contexts: the shipped blockcnn (the contexts the network sees "
+                         "are the training contexts: the default predictor (the contexts the network sees "
                          "in use) or planar (the first release's data) (default: %(default)s)")
     ap.add_argument("--coding-jobs", type=int, default=d.coding_jobs,
                     help="processes coding the training images (default: %(default)s)")
