@@ -51,6 +51,7 @@ VARIANTS = ("default (effort 2):;"
             "no table adaptation:adapt=False;"
             "version 1's chroma quantizer (base 16):chroma_base=16;"
             "chroma lambda at its RGB weight:chroma_lambda=1.0;"
+            "BlockCNN's first weights (id 3, open loop):predictor=blockcnn;"
             "effort 3:effort=3")
 ANCHORS = ("jpeg", "jpeg2000", "heic", "avif")
 
