@@ -97,10 +97,12 @@ _AVAIL_SLOTS = {TOP_LEFT: (0, 0), TOP: (0, 8), TOP_RIGHT: (0, 16), LEFT: (8, 0)}
 def build_inputs(contexts: np.ndarray, avail: np.ndarray, qfeat: int,
                  guides: np.ndarray | None = None, is_cr: bool = False,
                  chroma: bool = False) -> np.ndarray:
-    """int16 [n, C_in, 24, 24] network input from the predictor's arguments."""
+    """int16 [n, C_in, 24, 24] network input from the predictor's arguments.
+    The array is a view of channel-last memory, the C kernel's layout, so
+    that the kernel reads it without a copy."""
     n = len(contexts)
     c_in = len(CHROMA_INPUTS if chroma else LUMA_INPUTS)
-    x = np.zeros((n, c_in, CONTEXT, CONTEXT), np.int16)
+    x = np.zeros((n, CONTEXT, CONTEXT, c_in), np.int16).transpose(0, 3, 1, 2)
     x[:, 0] = contexts.astype(np.int16) - 128
     x[:, 1] = CAUSAL
     for slot, (r, c) in _AVAIL_SLOTS.items():
@@ -331,7 +333,9 @@ class BlockCNNPredictor(Predictor):
 
     def _run_joined(self, chroma: bool, parts) -> list[np.ndarray]:
         xs = [self._inputs(*part) for part in parts]
-        pred = self.nets[chroma](xs[0] if len(xs) == 1 else np.concatenate(xs)).reshape(-1, 8, 8)
+        # Joined along the batch in the channel-last layout build_inputs made.
+        x = xs[0] if len(xs) == 1 else np.concatenate([v.transpose(0, 2, 3, 1) for v in xs]).transpose(0, 3, 1, 2)
+        pred = self.nets[chroma](x).reshape(-1, 8, 8)
         return np.split(pred, np.cumsum([len(x) for x in xs])[:-1])
 
     def macs_per_block(self, chroma: bool) -> int:
