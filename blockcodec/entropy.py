@@ -501,8 +501,8 @@ def code_plane(sink: _Sink, coefs: np.ndarray | None, n_rows: int, n_cols: int,
 
     # Pass A: EOB and DC, wavefront by wavefront (rows from cext/contexts.c).
     eob_row, dc_row = pass_a_lookup(cls)
-    ctx_buf, pred_buf = np.empty(min(n_rows, n_cols), np.int64), np.empty(min(n_rows, n_cols), np.int64)
-    sel_buf = np.empty(min(n_rows, n_cols), np.int32)
+    longest = min(n_rows, n_cols)   # a wavefront holds at most one block of each row and column
+    ctx_buf, pred_buf, sel_buf = np.empty(longest, np.int64), np.empty(longest, np.int64), np.empty(longest, np.int32)
     for idx in _pass_a_fronts(n_rows, n_cols):
         n = len(idx)
         ctx = ctx_buf[:n]

@@ -58,11 +58,11 @@ def _model(tables: entropy.Tables, pc: int) -> tuple[np.ndarray, ...]:
 
 
 def _build_model(tables: entropy.Tables, pc: int) -> tuple[np.ndarray, ...]:
-    avg = np.arange(_NO_NEIGHBOUR + 1)
-    has = avg < _NO_NEIGHBOUR
-    avg = np.minimum(avg, 64)
-    eob_row = entropy.eob_context(avg, has, pc)
-    dc_row = entropy.dc_context(avg, has, np.zeros_like(avg), pc)
+    # The coder's own tables: rows by the neighbours' mean 0..64, then "no
+    # neighbour" (index _NO_NEIGHBOUR); the DC rows of blocks with EOB > 1.
+    eob_row, dc_row = entropy.pass_a_lookup(pc)
+    assert len(eob_row) == _NO_NEIGHBOUR + 1
+    dc_row = dc_row[0::2]
     ac_row, nb4 = entropy.ac_lookup(pc)
     up, left = np.divmod(np.arange(9), 3)   # (k, sign up + 1, sign left + 1), k = 0 unused
     sign_row = np.stack([entropy.sign_context(max(kk, 1), up - 1, left - 1, pc) for kk in range(64)])

@@ -4,7 +4,7 @@
 
 Contexts are the codec's own reconstructions: every training image is coded
 by the codec (its default encoder, with the predictor ``--context-predictor``:
-the shipped BlockCNN by default, so that the contexts are the ones the
+the default predictor by default, so that the contexts are the ones the
 network will see in use; random quality in 5..95), and the network learns to
 predict the *original* block from the *decoded* neighbours, so that it works
 on what the decoder actually has (BlockCNN paper, §3.3).
